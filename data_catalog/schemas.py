@@ -1,0 +1,113 @@
+"""Table schemas of the speechfin catalog (see DESIGN.md, "Tables").
+
+Each table is a set of Parquet *parts*; one part holds the rows of one partition key
+(a call, a ticker, a study).  The schema lists the required columns and their Arrow
+types; tables that carry model-dependent columns (``emotions``: ``p_<class>``) accept
+extra columns with declared prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    schema: pa.Schema
+    partition_by: str
+    extra_prefixes: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+def _s(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(n, t) for n, t in fields])
+
+
+S, F, I, B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in [
+        TableSchema(
+            "calls",
+            _s(("call_id", S), ("event_type", S), ("entity", S), ("event_time", UTC_TS),
+               ("language", S), ("duration_s", F), ("source_uri", S), ("title", S),
+               ("processed_at", UTC_TS), ("pipeline_version", S), ("profile", S)),
+            "call_id", description="one row per processed recording",
+        ),
+        TableSchema(
+            "speakers",
+            _s(("call_id", S), ("speaker", S), ("role", S), ("name", S), ("voice_id", S),
+               ("talk_time_s", F), ("n_segments", I)),
+            "call_id", description="one row per speaker in a call",
+        ),
+        TableSchema(
+            "segments",
+            _s(("call_id", S), ("segment_id", I), ("speaker", S), ("start_s", F), ("end_s", F),
+               ("section", S), ("text", S), ("asr_confidence", F)),
+            "call_id", description="speaker turns split at sentence boundaries",
+        ),
+        TableSchema(
+            "words",
+            _s(("call_id", S), ("segment_id", I), ("word", S), ("start_s", F), ("end_s", F),
+               ("score", F)),
+            "call_id", description="word-level timestamps",
+        ),
+        TableSchema(
+            "emotions",
+            _s(("call_id", S), ("segment_id", I), ("model_id", S), ("arousal", F), ("valence", F),
+               ("tone", F), ("attention_top15_share", F), ("top_words", S),
+               ("lm_positive", F), ("lm_negative", F), ("lm_uncertainty", F), ("lm_tone", F)),
+            "call_id", extra_prefixes=("p_",), description="segment x SER model",
+        ),
+        TableSchema(
+            "trajectories",
+            _s(("call_id", S), ("speaker", S), ("segment_id", I), ("t_s", F), ("tone", F),
+               ("tone_smooth", F)),
+            "call_id", extra_prefixes=("p_",), description="per-speaker emotion time series",
+        ),
+        TableSchema(
+            "call_features",
+            _s(("call_id", S), ("model_id", S)),
+            "call_id", extra_prefixes=("",), description="one row per call, finance features",
+        ),
+        TableSchema(
+            "prices",
+            _s(("ticker", S), ("date", pa.date32()), ("open", F), ("high", F), ("low", F),
+               ("close", F), ("adj_close", F), ("volume", F), ("source", S)),
+            "ticker", description="daily prices",
+        ),
+        TableSchema(
+            "events",
+            _s(("event_id", S), ("call_id", S), ("ticker", S), ("event_date", pa.date32()),
+               ("timing", S)),
+            "event_id", description="events on the trading calendar",
+        ),
+        TableSchema(
+            "abnormal_returns",
+            _s(("study_id", S), ("event_id", S), ("rel_day", I), ("ret", F), ("expected_ret", F),
+               ("ar", F), ("car", F)),
+            "study_id", description="event x relative day",
+        ),
+        TableSchema(
+            "study_results",
+            _s(("study_id", S), ("kind", S), ("name", S), ("estimate", F), ("std_error", F),
+               ("statistic", F), ("p_value", F), ("n", I)),
+            "study_id", description="tests and regression coefficients",
+        ),
+        TableSchema(
+            "failures",
+            _s(("key", S), ("source_uri", S), ("stage", S), ("reason", S), ("failed_at", UTC_TS)),
+            "key", description="inputs that failed, with the reason",
+        ),
+    ]
+}
