@@ -88,21 +88,36 @@ TABLES: dict[str, TableSchema] = {
         ),
         TableSchema(
             "events",
-            _s(("event_id", S), ("call_id", S), ("ticker", S), ("event_date", pa.date32()),
-               ("timing", S)),
-            "event_id", description="events on the trading calendar",
+            _s(("study_id", S), ("event_id", S), ("call_id", S), ("ticker", S), ("event_time", UTC_TS),
+               ("event_date", pa.date32()), ("timing", S), ("kept", B)),
+            "study_id", description="events of a study on the trading calendar (day 0, timing bmo/intraday/amc/"
+                                    "closed/date/rolled); kept = used by the event study",
         ),
         TableSchema(
             "abnormal_returns",
-            _s(("study_id", S), ("event_id", S), ("rel_day", I), ("ret", F), ("expected_ret", F),
-               ("ar", F), ("car", F)),
-            "study_id", description="event x relative day",
+            _s(("study_id", S), ("event_id", S), ("rel_day", I), ("date", pa.date32()), ("ret", F),
+               ("expected_ret", F), ("ar", F), ("car", F)),
+            "study_id", description="event x relative day over the event period; car cumulates ar from its first day",
+        ),
+        TableSchema(
+            "car",
+            _s(("study_id", S), ("event_id", S), ("window", S), ("window_start", I), ("window_end", I),
+               ("car", F), ("bhar", F), ("scar", F), ("car_se", F), ("abnormal_volatility", F),
+               ("abnormal_volume", F), ("n_estimation", I), ("sigma_estimation", F)),
+            "study_id", description="event x event window outcomes",
         ),
         TableSchema(
             "study_results",
-            _s(("study_id", S), ("kind", S), ("name", S), ("estimate", F), ("std_error", F),
-               ("statistic", F), ("p_value", F), ("n", I)),
-            "study_id", description="tests and regression coefficients",
+            _s(("study_id", S), ("kind", S), ("group", S), ("name", S), ("window", S), ("rel_day", I),
+               ("estimate", F), ("std_error", F), ("statistic", F), ("p_value", F), ("n", I), ("value", S)),
+            "study_id", description="kind = meta | test | outcome | caar | aar | regression | regression_fit "
+                                    "(see finance/README.md)",
+        ),
+        TableSchema(
+            "study_dropped",
+            _s(("study_id", S), ("event_id", S), ("ticker", S), ("event_date", pa.date32()), ("stage", S),
+               ("reason", S)),
+            "study_id", description="events dropped from a study, with the stage and the reason",
         ),
         TableSchema(
             "failures",
