@@ -2,6 +2,128 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 app = typer.Typer(help="Train, evaluate and apply speech-emotion (SER) models.", no_args_is_help=True)
+
+CONFIG_HELP = "experiment TOML (default: the embedded recipe ser_models/configs/embedded.toml)"
+CORPUS_HELP = "folder with labels.csv (path, speaker, emotion[, text, gender]); overrides [data] corpus"
+
+
+def _setup(quiet: bool = False):
+    import logging
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _experiment(config: Optional[Path], seed: Optional[int]):
+    from dataclasses import replace
+
+    from ser_models.train import load_experiment
+
+    exp = load_experiment(config or Path(__file__).resolve().parents[1] / "ser_models" / "configs" / "embedded.toml")
+    return replace(exp, train=replace(exp.train, seed=seed)) if seed is not None else exp
+
+
+def _speakers(spec: Optional[str]) -> Optional[list[str]]:
+    return [s.strip() for s in spec.split(",") if s.strip()] if spec else None
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="checkpoint folder to write"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    cv: int = typer.Option(0, "--cv", help="first run k-fold speaker-independent CV and store it in the card"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="override [train] seed"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="encoder frame cache (default ~/.cache/speechfin)"),
+):
+    """Train a SER model (optionally after k-fold CV) and save a checkpoint (safetensors + card.json)."""
+    _setup()
+    from ser_models.checkpoint import CheckpointError
+    from ser_models.corpus import CorpusError
+    from ser_models.experiment import train_experiment
+
+    try:
+        report = train_experiment(_experiment(config, seed), out, corpus, cv, cache)
+    except (CorpusError, CheckpointError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {out}")
+
+
+@app.command("cv")
+def cross_validate(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=CORPUS_HELP),
+    folds: int = typer.Option(5, "--folds", "-k", help="number of speaker folds"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="override [train] seed"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="encoder frame cache"),
+):
+    """Speaker-independent k-fold cross-validation (folds split by speaker, never by clip)."""
+    _setup()
+    from ser_models.corpus import CorpusError
+    from ser_models.experiment import cv_experiment
+
+    try:
+        result = cv_experiment(_experiment(config, seed), corpus, folds, cache)
+    except (CorpusError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(result.summary())
+
+
+@app.command("eval")
+def evaluate(
+    corpus: Path = typer.Option(..., "--corpus", help="folder with labels.csv"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="checkpoint folder (default: embedded)"),
+    speakers: Optional[str] = typer.Option(None, "--speakers", help="comma-separated speakers to keep"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="encoder frame cache"),
+):
+    """UA, WA, macro-F1 and the confusion matrix of a checkpoint on a labelled corpus."""
+    _setup()
+    from ser_models.checkpoint import CheckpointError
+    from ser_models.corpus import CorpusError
+    from ser_models.experiment import evaluate_checkpoint
+
+    try:
+        result = evaluate_checkpoint(checkpoint, corpus, _speakers(speakers), cache)
+    except (CorpusError, CheckpointError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(result.summary())
+
+
+@app.command()
+def info(checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="checkpoint folder (default: embedded)")):
+    """Print a checkpoint's card: labels, encoders, pooling, corpus and licence, metrics."""
+    import json
+
+    from ser_models.checkpoint import CheckpointError, read_card
+
+    try:
+        card = read_card(checkpoint) if checkpoint else read_card(_embedded())
+    except CheckpointError as exc:
+        _fail(exc)
+    raw = card.raw
+    typer.echo(f"{card.model_id}\n  labels: {', '.join(card.labels)}\n  encoders: {raw['encoders']}\n"
+               f"  pooling: {raw['pooling']}  fusion: {raw['fusion']}\n  corpus: {raw['corpus']['name']} "
+               f"({raw['corpus']['n_examples']} examples)\n  licence: {raw['corpus']['licence']}\n"
+               f"  {raw.get('note', '')}\n  git: {raw['git_commit']}")
+    cv = (raw.get("metrics") or {}).get("cv")
+    if cv:
+        typer.echo(f"  CV: UA={cv['ua_mean']:.1%} WA={cv['wa_mean']:.1%} macro-F1={cv['macro_f1_mean']:.1%} "
+                   f"({len(cv['folds'])} speaker folds)")
+    typer.echo(json.dumps(raw.get("calibration", {})))
+
+
+def _embedded() -> Path:
+    from ser_models.checkpoint import EMBEDDED
+
+    return EMBEDDED

@@ -17,6 +17,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _call(fn, *args, **kwargs):
+    """Run a finance function; its FinanceError/CatalogError becomes a one-line error and exit 1."""
+    from data_catalog.store import CatalogError
+    from finance.errors import FinanceError
+
+    try:
+        return fn(*args, **kwargs)
+    except (FinanceError, CatalogError) as exc:
+        _fail(exc)
+
+
 def _logging() -> None:
     import logging
 
@@ -50,16 +61,12 @@ def car(
     out: Path = typer.Option(..., help="output folder"),
 ) -> None:
     """Abnormal returns, CAR/BHAR per event and all tests per window, from files."""
-    from finance.errors import FinanceError
     from finance.files import car_from_files
 
     _logging()
-    try:
-        result = car_from_files(events, prices, out, market=market, model=model, factors=factors,
-                                factor_units=factor_units, estimation=estimation, windows=window,
-                                calendar=calendar, min_estimation_obs=min_estimation_obs)
-    except FinanceError as exc:
-        _fail(exc)
+    result = _call(car_from_files, events, prices, out, market=market, model=model, factors=factors,
+                   factor_units=factor_units, estimation=estimation, windows=window, calendar=calendar,
+                   min_estimation_obs=min_estimation_obs)
     typer.echo(result.summary())
     typer.echo(f"wrote {out}/abnormal_returns.parquet, car.parquet, tests.json, caar.csv, dropped.csv")
 
@@ -77,15 +84,11 @@ def regress(
     model_id: Optional[str] = typer.Option(None, help="call_features model_id (if several)"),
 ) -> None:
     """OLS or logit of event outcomes on features (statsmodels); writes coefficients.csv, summary.txt, table.tex."""
-    from finance.errors import FinanceError
     from finance.files import regress_files
 
     cat = _catalog(catalog) if catalog is not None else None
-    try:
-        res = regress_files(data, formula, out, features=features, cov=cov, family=family, window=window,
-                            catalog=cat, model_id=model_id)
-    except FinanceError as exc:
-        _fail(exc)
+    res = _call(regress_files, data, formula, out, features=features, cov=cov, family=family, window=window,
+                catalog=cat, model_id=model_id)
     typer.echo(res.summary())
     typer.echo(f"wrote {out}/coefficients.csv, summary.txt, table.tex")
 
@@ -96,14 +99,8 @@ def run(
     catalog: Optional[Path] = typer.Option(None, help="catalog folder (default: the configured catalog)"),
 ) -> None:
     """Run a whole study from a spec into the catalog (events, abnormal_returns, car, study_results, study_dropped)."""
-    from data_catalog.store import CatalogError
-    from finance.errors import FinanceError
     from finance.studies import run_study
 
     _logging()
-    cat = _catalog(catalog)
-    try:
-        res = run_study(spec, cat)
-    except (FinanceError, CatalogError) as exc:
-        _fail(exc)
+    res = _call(run_study, spec, _catalog(catalog))
     typer.echo(res.summary())

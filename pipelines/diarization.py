@@ -1,0 +1,335 @@
+"""Stage 3: speaker diarization.
+
+Embedded profile (offline): local segmentation + speaker embeddings + constrained
+clustering, in the manner of pyannote 3:
+
+1. *Local speakers*: the segmentation model separates up to 3 speakers (overlap included)
+   inside each 5 s window.
+2. *Stitching*: a local speaker of window c and one of window c+1 whose activations agree
+   on the overlapping 4 s are the same person; linked local speakers form *tracks*.
+   Tracks are cut every ``max_track_s`` so that one linking error cannot spread far.
+3. *Embeddings*: one resemblyzer d-vector per track, from the audio where that track
+   speaks alone.
+4. *Clustering*: average-linkage agglomerative clustering of tracks (cosine distance),
+   with a cannot-link between tracks active in the same window (they are different
+   local speakers by construction); stop at ``threshold`` or at ``num_speakers``.
+5. *Reconstruction*: per frame, the ``count`` most active clusters, where ``count`` is the
+   number of simultaneous speakers estimated by the segmentation model.
+
+Full profile: pyannote's ``speaker-diarization-community-1`` (or 3.1) pipeline, from the
+hub with ``HF_TOKEN`` or from a local folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.segmentation import LocalSegmentation
+from pipelines.types import Audio, Turn
+from pipelines.vad import binarize
+
+
+@dataclass(frozen=True)
+class DiarizationConfig:
+    onset: float = 0.5  # local-speaker activation threshold
+    link_iou: float = 0.6  # min agreement of two local speakers on the window overlap
+    link_min_s: float = 0.3  # min joint activity on the overlap to link
+    max_track_s: float = 10.0  # tracks are cut into pieces at most this long
+    min_embed_s: float = 0.8  # exclusive speech needed for a reliable embedding
+    threshold: float = 0.2  # cosine distance at which clustering stops
+    min_duration_off: float = 0.0  # fill gaps shorter than this inside one speaker's turns
+    max_embed_s: float = 45.0  # audio used per track embedding at most
+
+
+@dataclass
+class Diarization:
+    """Result of diarization: turns and one centroid embedding per speaker label."""
+
+    turns: list[Turn]
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    num_tracks: int = 0
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.turns})
+
+    def summary(self) -> str:
+        talk = {s: sum(t.duration_s for t in self.turns if t.speaker == s) for s in self.speakers}
+        parts = ", ".join(f"{s}: {v:.1f}s" for s, v in talk.items())
+        return f"{len(self.speakers)} speakers, {len(self.turns)} turns from {self.num_tracks} tracks ({parts})"
+
+
+class SpeakerEncoder:
+    """Resemblyzer d-vectors (GE2E LSTM, 256-d, weights shipped in the PyPI package)."""
+
+    id = "resemblyzer-ge2e"
+
+    def __init__(self) -> None:
+        import torch
+        from resemblyzer import VoiceEncoder
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """(N,) float32 at 16 kHz -> (256,) unit-norm embedding."""
+        e = self.encoder.embed_utterance(samples.astype(np.float32))
+        return e / max(np.linalg.norm(e), 1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# 2. stitching local speakers into tracks
+# --------------------------------------------------------------------------------------
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def stitch_tracks(seg: LocalSegmentation, cfg: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Link local speakers of consecutive windows.
+
+    Returns ``track`` (C, K) int (-1 for an inactive local speaker) and ``active`` (C, F, K) bool.
+    """
+    C, F, K = seg.data.shape
+    active = seg.data > cfg.onset
+    min_frames = max(1, int(cfg.link_min_s / seg.frame_step))
+    is_local = active.sum(axis=1) >= max(1, int(0.1 / seg.frame_step))  # (C, K)
+    parent = np.arange(C * K)
+    shift = int(round(seg.chunk_step / seg.frame_step))
+    for c in range(C - 1):
+        a, b = active[c, shift:], active[c + 1, : F - shift]  # overlap: (F - shift, K)
+        best, best_score = None, -1.0
+        for perm in itertools.permutations(range(K)):
+            score = sum(np.logical_and(a[:, k], b[:, perm[k]]).sum() for k in range(K))
+            if score > best_score:
+                best, best_score = perm, score
+        for k in range(K):
+            k2 = best[k]
+            inter = np.logical_and(a[:, k], b[:, k2]).sum()
+            union = np.logical_or(a[:, k], b[:, k2]).sum()
+            if inter >= min_frames and inter / max(union, 1) >= cfg.link_iou and is_local[c, k] and is_local[c + 1, k2]:
+                ra, rb = _find(parent, c * K + k), _find(parent, (c + 1) * K + k2)
+                if ra != rb:
+                    parent[rb] = ra
+    roots = np.array([_find(parent, i) for i in range(C * K)]).reshape(C, K)
+    roots[~is_local] = -1
+    # cut long tracks into pieces of at most max_track_s (by window index)
+    piece = max(1, int(cfg.max_track_s / seg.chunk_step))
+    first: dict[int, int] = {}
+    track = np.full((C, K), -1, np.int64)
+    labels: dict[tuple[int, int], int] = {}
+    for c in range(C):
+        for k in range(K):
+            r = roots[c, k]
+            if r < 0:
+                continue
+            c0 = first.setdefault(r, c)
+            key = (r, (c - c0) // piece)
+            track[c, k] = labels.setdefault(key, len(labels))
+    return track, active
+
+
+# --------------------------------------------------------------------------------------
+# 3-4. embeddings and constrained clustering
+# --------------------------------------------------------------------------------------
+def track_activity(seg: LocalSegmentation, track: np.ndarray, active: np.ndarray, n_tracks: int
+                   ) -> list[tuple[int, np.ndarray]]:
+    """Where each track speaks on the global frame grid, as ``(first_frame, (L,) bool)`` per track.
+
+    Sparse on purpose: a track covers a few windows, so memory stays linear in call length.
+    """
+    gidx = seg.global_index()  # (C, F)
+    cover = np.zeros(seg.num_frames, np.float32)
+    np.add.at(cover, gidx, 1.0)
+    cover = np.maximum(cover, 1.0)
+    spans: list[tuple[int, np.ndarray]] = []
+    cs_of: list[list[tuple[int, int]]] = [[] for _ in range(n_tracks)]
+    for c, k in zip(*np.nonzero(track >= 0)):
+        cs_of[track[c, k]].append((c, k))
+    for members in cs_of:
+        g0 = min(gidx[c, 0] for c, _ in members)
+        g1 = max(gidx[c, -1] for c, _ in members) + 1
+        acc = np.zeros(g1 - g0, np.float32)
+        for c, k in members:
+            np.add.at(acc, gidx[c] - g0, active[c, :, k].astype(np.float32))
+        spans.append((int(g0), acc / cover[g0:g1] >= 0.5))
+    return spans
+
+
+def _regions(mask: np.ndarray, frame_step: float, offset_frames: int = 0) -> list[tuple[float, float]]:
+    off = offset_frames * frame_step
+    return [(a + off, b + off) for a, b in binarize(mask.astype(np.float32), frame_step, 0.5, 0.5)]
+
+
+def embed_tracks(audio: Audio, seg: LocalSegmentation, spans: list[tuple[int, np.ndarray]], encoder: SpeakerEncoder,
+                 cfg: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One embedding per track from its exclusive speech; returns (E (n, D), exclusive seconds (n,))."""
+    total = np.zeros(seg.num_frames, np.int32)
+    for g0, m in spans:
+        total[g0 : g0 + len(m)] += m
+    embs, secs = [], np.zeros(len(spans))
+    for i, (g0, m) in enumerate(spans):
+        excl = m & (total[g0 : g0 + len(m)] == 1)
+        secs[i] = excl.sum() * seg.frame_step
+        mask = excl if secs[i] >= cfg.min_embed_s else m
+        pieces, used = [], 0.0
+        for a, b in _regions(mask, seg.frame_step, g0):
+            if used >= cfg.max_embed_s:
+                break
+            pieces.append(audio.slice(a, b))
+            used += b - a
+        x = np.concatenate(pieces) if pieces else np.zeros(int(0.5 * audio.sample_rate), np.float32)
+        embs.append(encoder(x))
+    return np.stack(embs), secs
+
+
+def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, threshold: float,
+                    num_speakers: int | None = None) -> np.ndarray:
+    """Average-linkage clustering with cannot-link constraints; returns labels (n,).
+
+    ``E``: (n, D) unit vectors; ``cannot``: (n, n) bool.  Merges the closest allowed pair
+    until the closest distance exceeds ``threshold`` (or ``num_speakers`` clusters remain).
+    """
+    n = len(E)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    D = 1.0 - np.clip(E @ E.T, -1.0, 1.0)
+    D[cannot] = np.inf
+    np.fill_diagonal(D, np.inf)
+    size = np.maximum(weights.astype(np.float64), 1e-3)
+    alive = np.ones(n, bool)
+    label = np.arange(n)
+    n_clusters = n
+    while n_clusters > 1:
+        i, j = np.unravel_index(np.argmin(D), D.shape)
+        d = D[i, j]
+        if not np.isfinite(d):
+            break
+        if num_speakers is None and d > threshold:
+            break
+        if num_speakers is not None and n_clusters <= num_speakers:
+            break
+        # merge j into i (Lance-Williams, average linkage; inf stays inf: cannot-links are inherited)
+        with np.errstate(invalid="ignore"):
+            new = (size[i] * D[i] + size[j] * D[j]) / (size[i] + size[j])
+        new[np.isinf(D[i]) | np.isinf(D[j])] = np.inf
+        D[i], D[:, i] = new, new
+        D[i, i] = np.inf
+        D[j, :], D[:, j] = np.inf, np.inf
+        size[i] += size[j]
+        alive[j] = False
+        label[label == j] = i
+        n_clusters -= 1
+    _, out = np.unique(label, return_inverse=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# 5. reconstruction
+# --------------------------------------------------------------------------------------
+def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.ndarray, n_clusters: int,
+                cfg: DiarizationConfig) -> np.ndarray:
+    """(T, S) bool speaker activity on the global grid.
+
+    Cluster score per frame = local activations of its tracks, averaged over the windows
+    covering the frame; per frame the ``count`` best clusters are kept, ``count`` being the
+    number of simultaneous speakers the segmentation model sees there.
+    """
+    gidx = seg.global_index()  # (C, F)
+    agg = np.zeros((seg.num_frames, n_clusters), np.float32)
+    for k in range(seg.data.shape[2]):
+        cs = np.flatnonzero(track[:, k] >= 0)
+        s = np.repeat(track_cluster[track[cs, k]][:, None], gidx.shape[1], axis=1)
+        np.add.at(agg, (gidx[cs], s), seg.data[cs, :, k])
+    count = np.rint(seg.aggregate((seg.data > cfg.onset).sum(axis=2, keepdims=True).astype(np.float32))[:, 0])
+    count = np.minimum(count.astype(np.int64), n_clusters)
+    order = np.argsort(-agg, axis=1)
+    out = np.zeros_like(agg, dtype=bool)
+    for c in range(1, int(count.max(initial=0)) + 1):
+        rows = np.flatnonzero(count >= c)
+        out[rows, order[rows, c - 1]] = True
+    return out
+
+
+def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_speakers: int | None = None,
+            cfg: DiarizationConfig = DiarizationConfig()) -> Diarization:
+    """Stage function (embedded profile): speaker turns of ``audio``."""
+    track, active = stitch_tracks(seg, cfg)
+    n_tracks = int(track.max()) + 1 if (track >= 0).any() else 0
+    if n_tracks == 0:
+        return Diarization([], {}, 0)
+    spans = track_activity(seg, track, active, n_tracks)
+    E, secs = embed_tracks(audio, seg, spans, encoder, cfg)
+    # cannot-link: two tracks active in the same window are different local speakers
+    present = np.zeros((seg.num_chunks, n_tracks), bool)
+    for k in range(track.shape[1]):
+        cs = np.flatnonzero(track[:, k] >= 0)
+        present[cs, track[cs, k]] = True
+    p = present.astype(np.float32)
+    cannot = (p.T @ p) > 0
+    np.fill_diagonal(cannot, False)
+    reliable = secs >= cfg.min_embed_s
+    labels = np.full(n_tracks, -1, np.int64)
+    idx = np.flatnonzero(reliable) if reliable.any() else np.arange(n_tracks)
+    labels[idx] = constrained_ahc(E[idx], secs[idx], cannot[np.ix_(idx, idx)], cfg.threshold, num_speakers)
+    n_clusters = int(labels.max()) + 1
+    centroids = np.stack([E[labels == s].mean(axis=0) for s in range(n_clusters)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+    for i in np.flatnonzero(labels < 0):  # short tracks: nearest allowed centroid
+        sims = centroids @ E[i]
+        for s in range(n_clusters):
+            if cannot[i, labels == s].any():
+                sims[s] = -np.inf
+        labels[i] = int(np.argmax(sims)) if np.isfinite(sims).any() else int(np.argmax(centroids @ E[i]))
+    act = reconstruct(seg, track, labels, n_clusters, cfg)
+    talk = act.sum(axis=0)
+    order = np.argsort(-talk)  # SPEAKER_00 talks most
+    turns: list[Turn] = []
+    for new, s in enumerate(order):
+        if talk[s] == 0:
+            continue
+        for a, b in binarize(act[:, s].astype(np.float32), seg.frame_step, 0.5, 0.5, 0.0, cfg.min_duration_off):
+            turns.append(Turn(round(a, 3), round(min(b, audio.duration_s), 3), f"SPEAKER_{new:02d}"))
+    turns.sort(key=lambda t: (t.start_s, t.speaker))
+    emb = {f"SPEAKER_{new:02d}": centroids[s] for new, s in enumerate(order) if talk[s] > 0}
+    return Diarization(turns, emb, n_tracks)
+
+
+# --------------------------------------------------------------------------------------
+# full profile: pyannote pipeline
+# --------------------------------------------------------------------------------------
+class PyannoteDiarizer:
+    """pyannote.audio pipeline (``pyannote/speaker-diarization-community-1`` by default).
+
+    ``source`` is a hub id (needs ``HF_TOKEN`` once) or a local folder holding the
+    pipeline's ``config.yaml``.
+    """
+
+    def __init__(self, source: str | Path = "pyannote/speaker-diarization-community-1", token: str | None = None):
+        import os
+
+        from pyannote.audio import Pipeline
+
+        self.source = str(source)
+        self.pipeline = Pipeline.from_pretrained(self.source, token=token or os.environ.get("HF_TOKEN"))
+        if self.pipeline is None:
+            raise RuntimeError(f"{self.source}: cannot load the pyannote pipeline (gated model: set HF_TOKEN)")
+
+    def __call__(self, audio: Audio, num_speakers: int | None = None) -> Diarization:
+        import torch
+
+        out = self.pipeline({"waveform": torch.from_numpy(audio.samples)[None], "sample_rate": audio.sample_rate},
+                            num_speakers=num_speakers)
+        annotation = getattr(out, "speaker_diarization", out)
+        turns = [Turn(round(s.start, 3), round(s.end, 3), str(lbl)) for s, _, lbl in annotation.itertracks(yield_label=True)]
+        emb = {}
+        centroids = getattr(out, "speaker_embeddings", None)
+        if centroids is not None:
+            emb = {str(lbl): np.asarray(centroids[i]) for i, lbl in enumerate(annotation.labels())}
+        return Diarization(sorted(turns, key=lambda t: t.start_s), emb, len(turns))
