@@ -449,9 +449,14 @@ def _drop_reason(ev: pd.Series, day0: int, data: MarketData, ret: np.ndarray, va
     n_days = len(data.dates)
     lo_day, hi_day = (data.dates[int(np.clip(i, 0, n_days - 1))] for i in (ev_idx.min(), ev_idx.max()))
     window = f"{window_label(cfg.event_period)} ({_fmt(lo_day)}..{_fmt(hi_day)})"
-    if first is None or ev_idx.min() < 0 or ev_idx.max() >= n_days or lo_day < first or hi_day > last:
-        span = f"{_fmt(first)}..{_fmt(last)}" if first is not None else "none"
-        return f"event outside the price range: event window {window}, prices of {ev['ticker']} cover {span}"
+    if first is None:
+        return f"event outside the price range: no prices of {ev['ticker']}"
+    if ev_idx.max() >= n_days or hi_day > last:
+        return (f"event outside the price range: event window {window} ends after the last price of "
+                f"{ev['ticker']} ({_fmt(last)})")
+    if ev_idx.min() < 0 or lo_day < first:
+        return (f"event outside the price range: event window {window} starts before the first price of "
+                f"{ev['ticker']} ({_fmt(first)})")
     if not valid[ev_cols].all():
         what = "return" if (ev_cols & ~np.isfinite(ret)).any() else "market/factor return"
         days = ", ".join(_fmt(data.dates[day0 + r]) for r in prel[ev_cols & ~valid][:3])

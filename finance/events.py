@@ -12,19 +12,13 @@ import pandas as pd
 
 from finance.calendars import TradingCalendar, align_event_date, align_event_time
 from finance.errors import EventsError
+from finance.tables import read_table
 
 DROPPED_COLUMNS = ["event_id", "ticker", "event_date", "stage", "reason"]
 
 
 def read_events(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise EventsError(f"{path}: events file not found")
-    try:
-        df = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise EventsError(f"{path}: events file is empty") from None
-    return check_events(df, str(path))
+    return check_events(read_table(path, "events", EventsError, empty_ok=True, dtype=str), str(path))
 
 
 def check_events(df: pd.DataFrame, origin: str) -> pd.DataFrame:

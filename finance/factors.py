@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from finance.errors import PriceDataError
+from finance.tables import read_table
 
 FF3 = ["mkt_rf", "smb", "hml"]
 CARHART = FF3 + ["mom"]
@@ -81,13 +82,7 @@ def factors_from_frame(df: pd.DataFrame, origin: str, units: str = "percent") ->
 
 
 def load_factors(path: str | Path, units: str = "percent") -> Factors:
-    path = Path(path)
-    if not path.exists():
-        raise PriceDataError(f"{path}: factor file not found")
-    df = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-    if df.empty:
-        raise PriceDataError(f"{path}: no factor rows")
-    return factors_from_frame(df, str(path), units)
+    return factors_from_frame(read_table(path, "factor", PriceDataError), str(path), units)
 
 
 def load_arch_factors() -> Factors:

@@ -25,6 +25,7 @@ from finance.events import read_events
 from finance.pipeline import run_event_study
 from finance.prices import FilePriceSource
 from finance.regress import RegressionResults, fit_regression
+from finance.tables import read_table
 
 AR_COLUMNS = ["event_id", "rel_day", "date", "ret", "expected_ret", "ar"]
 
@@ -59,16 +60,6 @@ def car_from_files(events: Path, prices: Path, out: Path, *, market: str | None 
     return res
 
 
-def _read_table(path: Path, what: str) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise FinanceError(f"{path}: {what} file not found")
-    df = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-    if df.empty:
-        raise FinanceError(f"{path}: {what} file has no rows")
-    return df
-
-
 def _join(frame: pd.DataFrame, feats: pd.DataFrame, origin: str) -> pd.DataFrame:
     key = "event_id" if "event_id" in feats.columns and "event_id" in frame.columns else "call_id"
     if key not in feats.columns:
@@ -84,7 +75,7 @@ def _join(frame: pd.DataFrame, feats: pd.DataFrame, origin: str) -> pd.DataFrame
 def regress_files(data: Path, formula: str, out: Path, *, features: Path | None = None, cov: str = "HC1",
                   family: str = "ols", window: str | None = None, catalog=None,
                   model_id: str | None = None) -> RegressionResults:
-    frame = _read_table(data, "data")
+    frame = read_table(data, "data")
     origin = [Path(data).name]
     if "window" in frame.columns:
         wins = sorted(frame["window"].astype(str).unique())
@@ -98,7 +89,7 @@ def regress_files(data: Path, formula: str, out: Path, *, features: Path | None 
         if col in frame.columns:
             frame[col] = frame[col].astype(str)
     if features is not None:
-        frame = _join(frame, _read_table(features, "features"), str(features))
+        frame = _join(frame, read_table(features, "features"), str(features))
         origin.append(Path(features).name)
     if catalog is not None:
         feats = catalog.read("call_features").to_pandas()

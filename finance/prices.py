@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from finance.errors import PriceDataError, PriceSourceError, UnknownTickerError
+from finance.tables import read_table
 
 log = logging.getLogger("speechfin.finance")
 
@@ -96,16 +97,8 @@ def _dedupe(df: pd.DataFrame, origin: str) -> pd.DataFrame:
 
 def read_price_file(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet price file into ``PRICE_COLUMNS`` (see ``normalize_prices``)."""
-    path = Path(path)
-    if not path.exists():
-        raise PriceDataError(f"{path}: price file not found")
-    try:
-        raw = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any reader error becomes one clear line
-        raise PriceDataError(f"{path}: cannot read prices ({str(exc).splitlines()[0]})") from exc
-    if raw.empty:
-        raise PriceDataError(f"{path}: no price rows")
-    return normalize_prices(raw, str(path), source=f"file:{path.name}")
+    raw = read_table(path, "price", PriceDataError)
+    return normalize_prices(raw, str(path), source=f"file:{Path(path).name}")
 
 
 def _clip(df: pd.DataFrame, start, end) -> pd.DataFrame:

@@ -6,14 +6,16 @@ import numpy as np
 import pandas as pd
 
 
-def synthetic_market(n_tickers: int = 20, n_days: int = 700, seed: int = 0, start: str = "2005-01-03"):
-    """Daily prices of ``MKT`` and ``S0..S{n-1}`` on business days, plus daily factors.
+def synthetic_market(n_tickers: int = 20, n_days: int = 700, seed: int = 0, start: str = "2005-01-03",
+                     dates: pd.DatetimeIndex | None = None):
+    """Daily prices of ``MKT`` and ``S0..S{n-1}`` on business days (or ``dates``), plus daily factors.
 
     Stock returns follow rf + a + b' (mkt_rf, smb, hml, mom) + noise, so every model of
     the engine has something to fit.  Returns (prices long frame, factors frame, dates).
     """
     rng = np.random.default_rng(seed)
-    dates = pd.bdate_range(start, periods=n_days)
+    dates = pd.bdate_range(start, periods=n_days) if dates is None else pd.DatetimeIndex(dates)
+    n_days = len(dates)
     f = pd.DataFrame({
         "date": dates, "mkt_rf": rng.normal(3e-4, 0.01, n_days), "smb": rng.normal(0, 0.005, n_days),
         "hml": rng.normal(0, 0.005, n_days), "rf": rng.uniform(0, 2e-4, n_days), "mom": rng.normal(0, 0.006, n_days)})

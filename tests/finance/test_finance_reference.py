@@ -173,3 +173,30 @@ def test_caar_by_day_matches_loop(world):
         assert _close(row.caar, cum.mean())
         assert _close(row.std_error, cum.std(ddof=1) / np.sqrt(len(cum)))
         assert _close(row.statistic, stats.ttest_1samp(cum, 0).statistic)
+
+
+def test_ranks_with_ties_and_missing_match_scipy():
+    from finance.significance import mean_standardized_ranks, rank_rows
+
+    rng = np.random.default_rng(8)
+    a = np.round(rng.normal(size=(40, 60)), 1)  # many ties
+    a[rng.random(a.shape) < 0.1] = np.nan
+    ref = stats.rankdata(a, axis=1, nan_policy="omit")
+    assert np.allclose(rank_rows(a), ref, equal_nan=True)
+    m = np.isfinite(a).sum(axis=1, keepdims=True)
+    u = ref / (m + 1) - 0.5
+    ubar, n_t = mean_standardized_ranks(a)
+    assert np.allclose(ubar, np.nanmean(u, axis=0), atol=1e-14) and (n_t == np.isfinite(a).sum(axis=0)).all()
+    b = rng.normal(size=(40, 60))  # no ties: the bincount path
+    ubar_b, _ = mean_standardized_ranks(b)
+    assert np.allclose(ubar_b, (stats.rankdata(b, axis=1) / 61 - 0.5).mean(axis=0), atol=1e-14)
+
+
+def test_average_cross_correlation_is_the_mean_pairwise_correlation():
+    from finance.significance import average_cross_correlation
+
+    rng = np.random.default_rng(9)
+    common = rng.normal(size=120)
+    e = 0.5 * common + rng.normal(size=(25, 120))
+    corr = np.corrcoef(e)
+    assert average_cross_correlation(e) == pytest.approx(corr[np.triu_indices(25, 1)].mean(), abs=1e-12)
