@@ -1,0 +1,1 @@
+"""Example study specs (TOML), shipped as package data."""
