@@ -146,7 +146,10 @@ def mean_standardized_ranks(ar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = np.where(finite, rank_rows(ar) / (m[:, None] + 1.0) - 0.5, 0.0)
         return u.sum(axis=0) / np.maximum(n_t, 1), n_t
     pos = np.arange(1.0, d + 1)
-    w = np.where(pos[None, :] <= m[:, None], pos[None, :] / (m[:, None] + 1.0), 0.0)
+    if (m == d).all():  # nothing missing: the same weights K/(D+1) in every row
+        w = np.broadcast_to(pos / (d + 1.0), (n, d))
+    else:
+        w = np.where(pos[None, :] <= m[:, None], pos[None, :] / (m[:, None] + 1.0), 0.0)
     sums = np.bincount(order.ravel(), weights=w.ravel(), minlength=d)  # sum over events of K/(M+1), by day
     return (sums - 0.5 * n_t) / np.maximum(n_t, 1), n_t
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from data_catalog.store import CatalogError
 from finance import significance as sig
 from finance.calendars import DEFAULT_CALENDAR
 from finance.engine import OUTCOMES, EventStudyConfig, EventStudyResult, window_label
@@ -291,7 +296,10 @@ def _write(out: StudyResults, catalog, pipe: PipelineResult, feats: pd.DataFrame
     dropped["event_date"] = pd.to_datetime(dropped["event_date"]).dt.date
     catalog.write("study_dropped", sid, dropped[["study_id"] + DROPPED_COLUMNS])
     catalog.write("study_results", sid, study_result_rows(out, pipe, feats))
-    catalog.refresh_views()
+    try:
+        catalog.refresh_views()
+    except CatalogError as exc:  # the Parquet tables are written; the DuckDB views are a convenience
+        log.warning("study %s: tables written, DuckDB views not refreshed (%s)", sid, exc)
 
 
 def _row(sid, kind, name, *, group="", window="", rel_day=None, estimate=np.nan, std_error=np.nan,

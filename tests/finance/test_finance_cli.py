@@ -196,3 +196,41 @@ def test_regress_joins_call_features_from_the_catalog(files, tmp_path):
     x = np.column_stack([np.ones(len(sub)), sub["event_id"].map(tone)])
     beta = np.linalg.lstsq(x, sub["car"].to_numpy(), rcond=None)[0]
     assert pd.read_csv(tmp_path / "reg" / "coefficients.csv")["estimate"].to_numpy() == pytest.approx(beta, abs=1e-12)
+
+
+def test_monthly_ff3_study_with_arch_french_factors(tmp_path):
+    """arch's monthly French file as the factor file, monthly prices, calendar 'data'."""
+    from pathlib import Path
+
+    import arch.data.frenchdata as fd
+    import statsmodels.api as sm
+
+    from finance.factors import load_arch_factors
+
+    f = load_arch_factors().data.loc["1980":"2018"]
+    month_ends = f.index + pd.offsets.MonthEnd(0)
+    rng = np.random.default_rng(6)
+    frames = []
+    for k in range(4):
+        r = f["rf"] + 0.002 + 1.1 * f["mkt_rf"] + 0.4 * f["smb"] - 0.3 * f["hml"] + rng.normal(0, 0.03, len(f))
+        frames.append(pd.DataFrame({"ticker": f"M{k}", "date": month_ends, "adj_close": 20 * np.cumprod(1 + r.to_numpy())}))
+    pd.concat(frames).to_csv(tmp_path / "monthly.csv", index=False)
+    day0 = rng.integers(130, len(f) - 3, 12)
+    events = pd.DataFrame({"event_id": [f"m{i}" for i in range(12)], "ticker": [f"M{i % 4}" for i in range(12)],
+                           "event_date": month_ends[day0].strftime("%Y-%m-%d")})
+    events.to_csv(tmp_path / "events.csv", index=False)
+    french = Path(fd.__file__).parent / "frenchdata.csv.gz"
+    res = run("car", "--events", tmp_path / "events.csv", "--prices", tmp_path / "monthly.csv", "--model", "ff3",
+              "--factors", french, "--calendar", "data", "--estimation", "-120:-3", "--window", "0:0",
+              "--window", "0:2", "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    car = pd.read_parquet(tmp_path / "out" / "car.parquet").set_index(["event_id", "window"])
+    assert len(car) == 24 and (car["n_estimation"] == 118).all()
+    prices = pd.concat(frames).pivot(index="date", columns="ticker", values="adj_close").pct_change()
+    for i in (0, 5, 11):
+        r = prices[f"M{i % 4}"].to_numpy()
+        y = r - f["rf"].to_numpy()
+        x = sm.add_constant(f[["mkt_rf", "smb", "hml"]].to_numpy())
+        est = np.arange(day0[i] - 120, day0[i] - 2)
+        b = sm.OLS(y[est], x[est]).fit().params
+        assert car.loc[(f"m{i}", "0:0"), "car"] == pytest.approx(y[day0[i]] - x[day0[i]] @ b, abs=1e-12)

@@ -103,7 +103,6 @@ def test_press_conferences_tables_for_the_report(fomc):
     assert meta["date_min"] == "2011-04-27" and meta["date_max"] == "2018-12-19" and meta["model"] == "constant"
     assert 'name = "press_conferences"' in meta["spec_text"] and meta["calendar"] == "XNYS"
     assert cat.has("prices", "^GSPC") and cat.read("study_dropped", "press_conferences").num_rows == 0
-    cat.refresh_views()
 
 
 def test_demo_conferences_outside_arch_data_are_dropped_not_fatal(tmp_path):
