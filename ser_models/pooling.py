@@ -191,8 +191,10 @@ class MQMHAPooling(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xh = split_heads(x, self.heads)                               # (B, H, T, d)
-        hid = torch.tanh(torch.einsum("bhtd,hqdk->bhqtk", xh, self.w1) + self.b1[:, :, None, :])
-        scores = torch.einsum("bhqtk,hqk->bhqt", hid, self.v)         # (B, H, Q, T)
+        h, q, d, k = self.w1.shape
+        w1 = self.w1.permute(0, 2, 1, 3).reshape(h, d, q * k)           # (H, d, Q*k)
+        hid = torch.tanh((xh @ w1).unflatten(-1, (q, k)) + self.b1[:, None])   # (B, H, T, Q, k)
+        scores = (hid * self.v[:, None]).sum(-1).transpose(-1, -2)    # (B, H, Q, T)
         w = masked_softmax(scores, mask)
         mu, sigma = weighted_stats(xh, w)                             # (B, H, Q, d)
         pooled = torch.cat([mu, sigma], dim=-1).flatten(1)            # (B, H*Q*2d)

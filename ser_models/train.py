@@ -1,0 +1,323 @@
+"""Training, prediction and speaker-independent cross-validation of ``BimodalSER``.
+
+An experiment is a TOML file (see ``ser_models/configs/*.toml``)::
+
+    name = "embedded"
+    [data]
+    corpus = "../shared/data/ravdess"      # folder with labels.csv
+    [model]                                # ModelConfig fields
+    pooling = "mqmha"
+    text = "off"                           # switch a modality off
+    [model.audio]                          # EncoderConfig fields
+    kind = "whisper_ct2"
+    [train]                                # TrainConfig fields
+    epochs = 40
+
+Frozen encoders: every clip is encoded once (on-disk cache) and training runs on the cached
+frames.  Fine-tuned encoders (``finetune = true``) run inside each training step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import tomllib
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ser_models.corpus import Corpus, speaker_folds
+from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, pad_frames
+from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_weights, ser_loss
+from ser_models.metrics import CVResult, EvalResult
+from ser_models.model import BimodalSER, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and loss switches (each one is tested in tests/ser_models/test_train.py).
+
+    class_weights: inverse-frequency weights in the cross-entropy.
+    label_smoothing: cross-entropy label smoothing.
+    balanced_sampling: draw every class equally often (with replacement).
+    center_loss / aux_modality / aux_gender: weights of those loss terms (0 = off).
+    crop: random time crop keeping at least this fraction of the frames (1.0 = off).
+    encoder_lr: learning rate of fine-tuned encoders.
+    threads: torch intra-op threads while training (0 = torch's default); small heads on
+        cached frames train fastest on one thread, especially on a shared machine.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    encoder_lr: float = 1e-5
+    weight_decay: float = 1e-2
+    seed: int = 0
+    class_weights: bool = False
+    label_smoothing: float = 0.0
+    balanced_sampling: bool = False
+    center_loss: float = 0.0
+    aux_modality: float = 0.0
+    aux_gender: float = 0.0
+    crop: float = 1.0
+    threads: int = 0
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.label_smoothing, self.aux_modality, self.aux_gender, self.center_loss)
+
+
+@dataclass
+class Experiment:
+    name: str = "ser"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    corpus: str = ""
+    speakers: list[str] | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": self.model.to_dict(), "train": asdict(self.train),
+                "corpus": self.corpus, "speakers": self.speakers}
+
+
+def _checked(allowed, d: dict, where: str) -> dict:
+    """``d`` unchanged if all its keys are in ``allowed`` (names or a dataclass), else an error."""
+    names = {f.name for f in fields(allowed)} if hasattr(allowed, "__dataclass_fields__") else set(allowed)
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown}; known: {', '.join(sorted(names))}")
+    return d
+
+
+def experiment_from_dict(d: dict, where: str = "config") -> Experiment:
+    """Build an Experiment from TOML-like nested dicts (unknown keys are errors)."""
+    _checked({"name", "model", "train", "data"}, d, where)
+    m = dict(d.get("model", {}))
+    for mod in ("audio", "text"):
+        v = m.get(mod, {} if mod == "audio" else None)
+        if v in ("off", "none", False, None):
+            m[mod] = None
+        else:
+            m[mod] = EncoderConfig(**_checked(EncoderConfig, v, f"{where} [model.{mod}]"))
+    model = ModelConfig(**_checked(ModelConfig, m, f"{where} [model]"))
+    train = TrainConfig(**_checked(TrainConfig, d.get("train", {}), f"{where} [train]"))
+    data = _checked({"corpus", "speakers"}, d.get("data", {}), f"{where} [data]")
+    return Experiment(d.get("name", "ser"), model, train, data.get("corpus", ""), data.get("speakers"))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: config file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+    return experiment_from_dict(d, str(path))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class SERData:
+    """Model inputs of N examples: per modality either cached frames ((T, D) or (L, T, D)
+    arrays, frozen encoders) or raw inputs (waveforms / texts, fine-tuned encoders)."""
+
+    inputs: dict[str, list]
+    y: np.ndarray
+    gender: np.ndarray
+    speakers: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: np.ndarray) -> "SERData":
+        return SERData({m: [v[i] for i in idx] for m, v in self.inputs.items()},
+                       self.y[idx], self.gender[idx], self.speakers[idx])
+
+
+class Featurizer:
+    """The encoders of a ModelConfig; turns corpora into SERData and batches into tensors."""
+
+    def __init__(self, config: ModelConfig, cache_dir: str | Path | None = None,
+                 encoders: dict[str, FrameEncoder] | None = None):
+        self.config = config
+        if encoders is None:
+            encoders = {m: build_encoder(getattr(config, m), cache_dir) for m in config.modalities}
+        self.encoders = encoders
+
+    def finetuned(self, m: str) -> bool:
+        return getattr(self.config, m).finetune
+
+    def prepare(self, corpus: Corpus, progress: bool = True) -> SERData:
+        raw = {}
+        if "audio" in self.encoders:
+            raw["audio"] = corpus.audio()
+        if "text" in self.encoders:
+            raw["text"] = corpus.texts
+        inputs = {}
+        for m, items in raw.items():
+            t0 = time.time()
+            inputs[m] = items if self.finetuned(m) else self.encoders[m].encode(items, progress=progress)
+            log.info("%s: %d inputs ready in %.1f s (%s)", m, len(items), time.time() - t0,
+                     "raw, fine-tuned encoder" if self.finetuned(m) else self.encoders[m].encoder_id)
+        return SERData(inputs, corpus.y, corpus.gender, corpus.speakers)
+
+    def batch(self, data: SERData, idx: Sequence[int], grad: bool = False,
+              crop: float = 1.0, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        out = {}
+        for m, items in data.inputs.items():
+            sel = [items[i] for i in idx]
+            if self.finetuned(m):
+                x, mask = self.encoders[m].frames(sel, grad=grad)
+            else:
+                if crop < 1.0 and rng is not None:
+                    sel = [_random_crop(a, crop, rng) for a in sel]
+                x, mask = pad_frames(sel)
+            out[m], out[f"{m}_mask"] = x, mask
+        return out
+
+
+def _random_crop(frames: np.ndarray, keep_min: float, rng: np.random.Generator) -> np.ndarray:
+    t = frames.shape[-2]
+    n = max(1, int(round(t * rng.uniform(keep_min, 1.0))))
+    a = int(rng.integers(0, t - n + 1))
+    return frames[..., a: a + n, :]
+
+
+def fit_norms(model: BimodalSER, data: SERData, featurizer: Featurizer, max_items: int = 256) -> None:
+    """Standardisation statistics of each branch from (at most ``max_items``) training examples."""
+    idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_items)).astype(int))  # spread over speakers
+    batch = featurizer.batch(data, idx)
+    with torch.no_grad():
+        for m, branch in model.branches.items():
+            x = branch.mix(batch[m])[batch[f"{m}_mask"]]               # (N_frames, D)
+            if len(x) > 1:
+                branch.norm.fit(x)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads (0: leave as is)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit(config: ModelConfig, tc: TrainConfig, data: SERData, featurizer: Featurizer,
+        progress: bool = True, desc: str = "train") -> BimodalSER:
+    """Train a BimodalSER on ``data``; reproducible from ``tc.seed``."""
+    with torch_threads(tc.threads):
+        return _fit(config, tc, data, featurizer, progress, desc)
+
+
+def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
+    seed_everything(tc.seed)
+    model = BimodalSER(config)
+    fit_norms(model, data, featurizer)
+    n_classes = len(config.labels)
+    center = CenterLoss(n_classes, config.hidden) if tc.center_loss else None
+    groups = [{"params": list(model.parameters()) + (list(center.parameters()) if center else []), "lr": tc.lr}]
+    for m, enc in featurizer.encoders.items():
+        if featurizer.finetuned(m):
+            enc.ensure_loaded()
+            enc._model.train(True)
+            groups.append({"params": [p for p in enc.parameters() if p.requires_grad], "lr": tc.encoder_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+    steps_per_epoch = int(np.ceil(len(data) / tc.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                total_steps=max(1, tc.epochs * steps_per_epoch), pct_start=0.1)
+    weight = class_weights(data.y, n_classes) if tc.class_weights else None
+    gen = torch.Generator().manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    sampler = balanced_sampler(data.y, tc.seed) if tc.balanced_sampling else None
+    epochs = range(tc.epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs = tqdm(epochs, desc=desc, unit="epoch", leave=False)
+    t0 = time.time()
+    for _ in epochs:
+        model.train()
+        order = torch.tensor(list(sampler)) if sampler else torch.randperm(len(data), generator=gen)
+        total = 0.0
+        for a in range(0, len(order), tc.batch_size):
+            idx = order[a: a + tc.batch_size].numpy()
+            batch = featurizer.batch(data, idx, grad=True, crop=tc.crop, rng=rng)
+            out = model(**batch)
+            terms = ser_loss(out, torch.as_tensor(data.y[idx]), torch.as_tensor(data.gender[idx]),
+                             tc.loss_weights, weight, center)
+            opt.zero_grad()
+            terms["total"].backward()
+            opt.step()
+            sched.step()
+            total += terms["total"].item() * len(idx)
+        if progress:
+            epochs.set_postfix(loss=f"{total / len(order):.3f}")
+    for m, enc in featurizer.encoders.items():
+        if featurizer.finetuned(m):
+            enc._model.train(False)
+    model.eval()
+    log.info("%s: %d examples, %d epochs in %.1f s", desc, len(data), tc.epochs, time.time() - t0)
+    return model
+
+
+@torch.no_grad()
+def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
+            batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Class probabilities (N, C) and, per example, the audio attention over its frames
+    (T_i,), averaged over the K attention distributions (None without an audio branch)."""
+    model.eval()
+    probs, weights = [], []
+    for a in range(0, len(data), batch_size):
+        idx = np.arange(a, min(a + batch_size, len(data)))
+        batch = featurizer.batch(data, idx)
+        out = model(**batch)
+        probs.append(torch.softmax(out.logits, -1).numpy())
+        for j in range(len(idx)):
+            if out.audio_weights is None:
+                weights.append(None)
+            else:
+                n = int(batch["audio_mask"][j].sum())
+                weights.append(out.audio_weights[j, :, :n].mean(0).numpy())
+    return np.concatenate(probs), weights
+
+
+def evaluate(model: BimodalSER, data: SERData, featurizer: Featurizer, title: str = "evaluation") -> EvalResult:
+    probs, _ = predict(model, data, featurizer)
+    return EvalResult(model.config.labels, data.y, probs.argmax(1), title=title)
+
+
+def cross_validate(config: ModelConfig, tc: TrainConfig, data: SERData, featurizer: Featurizer,
+                   k: int = 5, progress: bool = True) -> tuple[CVResult, np.ndarray]:
+    """Speaker-independent k-fold CV (folds = contiguous groups of sorted speakers).
+    Returns the result and the out-of-fold probabilities (N, C)."""
+    folds = speaker_folds(data.speakers, k)
+    oof = np.zeros((len(data), len(config.labels)))
+    results, held = [], []
+    for i, test_idx in enumerate(folds):
+        train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
+        model = fit(config, tc, data.subset(train_idx), featurizer, progress, desc=f"fold {i + 1}/{k}")
+        test = data.subset(test_idx)
+        probs, _ = predict(model, test, featurizer)
+        oof[test_idx] = probs
+        spk = sorted(set(test.speakers.tolist()))
+        results.append(EvalResult(config.labels, test.y, probs.argmax(1), title=f"fold {i + 1}"))
+        held.append(spk)
+        log.info("fold %d/%d (%s..%s): UA=%.3f", i + 1, k, spk[0], spk[-1], results[-1].ua)
+    return CVResult(results, held), oof

