@@ -10,5 +10,10 @@ Modules (import them directly; this package imports nothing heavy):
 - ``significance``: the event-study tests (t, Patell, BMP, Kolari-Pynnonen, Corrado,
   generalized sign, Wilcoxon).
 - ``regress``: regressions of outcomes on speech features (statsmodels).
-- ``studies``: TOML study specs and ``run_study``.
+- ``pipeline``: align events, fetch their prices, run the engine (shared by the two below).
+- ``studies``: TOML study specs and ``run_study`` (catalog in, catalog out).
+- ``files``: ``speechfin study car`` / ``regress`` on files.
+- ``tables``: reading user CSV/Parquet tables with clear errors.
+
+See ``finance/README.md`` for the commands, the spec format and the catalog tables.
 """

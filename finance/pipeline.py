@@ -39,9 +39,15 @@ def run_event_study(events: pd.DataFrame, source: PriceSource, cfg: EventStudyCo
         ranges = {}
         for t, days in aligned.groupby("ticker")["event_date"]:
             ranges[t] = (cal.shift(days.min(), lo - 5), cal.shift(days.max(), hi + 5))
-        if market and len(aligned):
-            ranges[market] = (min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values()))
+        market_px = pd.DataFrame()
+        if market and len(aligned):  # the market first: without it nothing can be computed
+            span = (min(r[0] for r in ranges.values()), max(r[1] for r in ranges.values()))
+            market_px, market_failed = fetch_many(source, {market: span})
+            if market_failed:
+                raise FinanceError(f"market ticker {market!r}: {market_failed[market]}")
+            ranges.pop(market, None)
         prices, failed = fetch_many(source, ranges)
+        prices = pd.concat([p for p in (market_px, prices) if len(p)], ignore_index=True) if len(market_px) else prices
     if market and market in failed:
         raise FinanceError(f"market ticker {market!r}: {failed[market]}")
     no_px = aligned["ticker"].isin(list(failed))

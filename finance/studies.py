@@ -112,6 +112,8 @@ def load_spec(spec: str | Path | dict) -> StudySpec:
             raise SpecError(f"{path}: not valid TOML ({exc})") from exc
     try:
         return _spec_from_dict(raw, text, origin, base)
+    except SpecError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, FinanceError):
             raise SpecError(f"{origin}: {exc}") from exc

@@ -192,3 +192,43 @@ def test_study_run_command(tmp_path):
     assert cat.read("events", "press_conferences").num_rows == 6
     bad = CliRunner().invoke(cli_study.app, ["run", "nope.toml", "--catalog", str(tmp_path / "catalog")])
     assert bad.exit_code == 1 and "nope.toml: spec file not found" in bad.output
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('event_type = "press_conference"', ""), r"\[sample\] needs event_type"),
+    (lambda s: s.replace("window = [0, 0]", "window = [0, 5]"), r"regression 1 window \[0, 5\] is not one of"),
+    (lambda s: s.replace('expected = "constant"', 'expected = "market"'), r"model 'market' needs \[model\] market"),
+    (lambda s: s.replace('expected = "constant"', 'expected = "capm"'), r"unknown model 'capm'"),
+    (lambda s: s.replace("windows = [[0, 0], [0, 1]]", "windows = [[-40, 1]]"), r"event windows -40:1 overlap the estimation window -250:-30"),
+    (lambda s: s.replace('source = "arch"', 'source = "bloomberg"'), r"\[prices\] source 'bloomberg'"),
+    (lambda s: s + "\n[[oops", r"not valid TOML"),
+])
+def test_bad_specs_fail_clearly(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit((SPEC_DIR / "press_conferences.toml").read_text()))
+    cat = fomc_catalog(tmp_path / "catalog", FOMC[:3])
+    with pytest.raises(SpecError, match=r"bad\.toml: " + message):
+        run_study(path, cat)
+
+
+def test_unreachable_market_stops_before_other_tickers(tmp_path):
+    class Offline:
+        name = "yfinance"
+
+        def __init__(self):
+            self.calls = []
+
+        def fetch(self, ticker, start, end):
+            from finance.errors import PriceSourceError
+
+            self.calls.append(ticker)
+            raise PriceSourceError(f"yfinance: {ticker!r} failed after 4 attempts (ConnectionError)")
+
+    cat = Catalog(tmp_path / "catalog")
+    when = pd.Timestamp("2018-05-01 16:30", tz="America/New_York").tz_convert("UTC")
+    add_calls(cat, [("c1", "earnings_call", "AAA", when), ("c2", "earnings_call", "BBB", when)],
+              {c: {"executive_qa_tone": 0.1, "tone_change_prepared_to_qa": 0.0} for c in ("c1", "c2")})
+    src = Offline()
+    with pytest.raises(Exception, match=r"market ticker '\^GSPC': yfinance: '\^GSPC' failed after 4 attempts"):
+        run_study(SPEC_DIR / "earnings_calls.toml", cat, price_source=src)
+    assert src.calls == ["^GSPC"]
