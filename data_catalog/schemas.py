@@ -57,6 +57,12 @@ TABLES: dict[str, TableSchema] = {
             "call_id", description="speaker turns split at sentence boundaries",
         ),
         TableSchema(
+            "voices",
+            _s(("call_id", S), ("speaker", S), ("voice_id", S), ("embedding_model", S),
+               ("embedding", pa.list_(pa.float32()))),
+            "call_id", description="speaker embedding per call speaker, for cross-call voice links",
+        ),
+        TableSchema(
             "words",
             _s(("call_id", S), ("segment_id", I), ("word", S), ("start_s", F), ("end_s", F),
                ("score", F)),

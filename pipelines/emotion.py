@@ -1,0 +1,91 @@
+"""The flow's emotion stage: glue between the front end's typed values and ``ser_models``.
+
+    scorer = load_emotion_scorer()                  # once per archive (default: embedded checkpoint)
+    out = score_call_emotions(audio, segments, speakers, call_id, scorer=scorer)
+    out.emotions, out.trajectories, out.call_features   # pandas frames for the catalog tables
+
+The maths (windows, pooling, tone, trajectories, call features) is in ``ser_models.calls``;
+the columns are documented there and in ``ser_models/README.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.types import SAMPLE_RATE, Audio, Segment, SpeakerInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmotionOutputs:
+    call_id: str
+    model_id: str
+    emotions: pd.DataFrame        # one row per segment: p_<class>, tone, arousal, valence, ...
+    trajectories: pd.DataFrame    # one row per scored segment, per speaker, with tone_smooth
+    call_features: pd.DataFrame   # one row: finance features of the call
+    seconds: float
+
+    def summary(self) -> str:
+        e, f = self.emotions, self.call_features.iloc[0]
+        skipped = e.loc[e["skip_reason"] != "", "skip_reason"].value_counts().to_dict()
+        return (f"emotions of call {self.call_id} ({self.model_id}): {int((e['skip_reason'] == '').sum())} "
+                f"segments scored, skipped {skipped or 'none'}, {self.seconds:.1f} s\n"
+                f"  call tone {f['call_tone']:+.3f}, tone change prepared->Q&A {f['tone_change_prepared_to_qa']:+.3f}, "
+                f"volatility {f['tone_volatility']:.3f}, min smoothed tone {f['min_smoothed_tone']:+.3f}, "
+                f"hotspots {int(f['n_hotspots'])}, LM tone {f['lm_tone']:+.3f}")
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"emotions": self.emotions, "trajectories": self.trajectories, "call_features": self.call_features}
+
+
+def load_emotion_scorer(checkpoint: str | Path | None = None):
+    """Load a SER checkpoint and its encoders once (default: the shipped embedded checkpoint)."""
+    from ser_models.inference import EmotionScorer
+
+    return EmotionScorer.load(checkpoint)
+
+
+def segments_frame(segments: list[Segment], speakers: list[SpeakerInfo]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The segments (with each speaker's role; 'unknown' if not listed) and words as frames."""
+    roles = {s.speaker: s.role for s in speakers}
+    seg = pd.DataFrame([{"segment_id": s.segment_id, "speaker": s.speaker, "role": roles.get(s.speaker, "unknown"),
+                         "section": s.section, "start_s": s.start_s, "end_s": s.end_s, "text": s.text}
+                        for s in segments],
+                       columns=["segment_id", "speaker", "role", "section", "start_s", "end_s", "text"])
+    words = pd.DataFrame([{"segment_id": s.segment_id, "word": w.word, "start_s": w.start_s, "end_s": w.end_s}
+                          for s in segments for w in s.words], columns=["segment_id", "word", "start_s", "end_s"])
+    return seg, words
+
+
+def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[SpeakerInfo],
+                        call_id: str | None = None, checkpoint: str | Path | None = None,
+                        scorer=None, config=None) -> EmotionOutputs:
+    """Score every segment of a call; build its trajectories and call features.
+
+    ``scorer`` (from ``load_emotion_scorer``) is loaded from ``checkpoint`` if not given.
+    ``config``: a ``ser_models.calls.EmotionConfig`` (windows, skips, smoothing).
+    """
+    from ser_models.calls import EmotionConfig, call_features, score_segments, trajectories
+
+    if audio.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"{audio.path}: sample rate {audio.sample_rate} Hz, the emotion stage needs "
+                         f"{SAMPLE_RATE} Hz (decode with pipelines.audio)")
+    t0 = time.time()
+    scorer = scorer or load_emotion_scorer(checkpoint)
+    cfg = config or EmotionConfig()
+    call_id = call_id or audio.call_id
+    seg, words = segments_frame(segments, speakers)
+    emotions = score_segments(scorer, audio.samples, seg, words, cfg, audio.sample_rate)
+    traj = trajectories(emotions, seg, scorer.labels, cfg.smooth_bandwidth_s)
+    feats = call_features(emotions, seg, traj, scorer.labels, scorer.card.hotspot_threshold)
+    ids = {"call_id": call_id, "model_id": scorer.model_id}
+    out = EmotionOutputs(call_id, scorer.model_id, emotions.assign(**ids), traj.assign(**ids),
+                         pd.DataFrame([ids | feats]), time.time() - t0)
+    log.info("%s", out.summary())
+    return out

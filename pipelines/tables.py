@@ -1,0 +1,119 @@
+"""Stage 7: turn the front end's results into catalog rows, and write them.
+
+The ``calls`` part is written last: it marks the call as complete.  A crash before it
+leaves no ``calls`` row, so the next run processes the call again and overwrites its
+parts (same keys), leaving no duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from data_catalog import Catalog
+from pipelines.archive import CallEntry
+from pipelines.settings import PIPELINE_VERSION
+from pipelines.types import Audio, Segment, SpeakerInfo
+
+CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajectories", "call_features", "calls")
+VOICE_MATCH_DISTANCE = 0.2
+
+
+def failure_key(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def link_voices(catalog: Catalog, call_id: str, embeddings: dict[str, np.ndarray], model: str,
+                max_distance: float = VOICE_MATCH_DISTANCE) -> dict[str, str]:
+    """Map each speaker to a cross-call ``voice_id``: the closest known voice of the same
+    embedding model within ``max_distance`` (cosine), else a new id."""
+    known = catalog.read("voices")
+    ids, vecs = [], []
+    if known.num_rows:
+        for row in known.to_pylist():
+            if row["call_id"] != call_id and row["embedding_model"] == model and row["embedding"]:
+                ids.append(row["voice_id"])
+                vecs.append(np.asarray(row["embedding"], np.float32))
+    out = {}
+    M = np.stack(vecs) if vecs else np.zeros((0, 1), np.float32)
+    for spk, e in embeddings.items():
+        e = e / (np.linalg.norm(e) + 1e-9)
+        if len(vecs) and M.shape[1] == len(e):
+            d = 1.0 - (M @ e) / (np.linalg.norm(M, axis=1) + 1e-9)
+            j = int(np.argmin(d))
+            if d[j] <= max_distance:
+                out[spk] = ids[j]
+                continue
+        out[spk] = f"v_{call_id[:10]}_{spk}"
+    return out
+
+
+@dataclass
+class CallResult:
+    """Everything the front end produced for one call."""
+
+    entry: CallEntry
+    audio: Audio
+    speakers: list[SpeakerInfo]
+    segments: list[Segment]
+    embeddings: dict[str, np.ndarray]
+    embedding_model: str
+    profile: str
+    language: str = "en"
+
+
+def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Table]:
+    """The ``calls``, ``speakers``, ``segments``, ``words`` and ``voices`` rows of one call."""
+    cid, e = result.audio.call_id, result.entry
+    now = datetime.now(timezone.utc)
+    calls = [{
+        "call_id": cid, "event_type": e.event_type, "entity": e.entity, "event_time": e.event_time,
+        "language": result.language, "duration_s": round(result.audio.duration_s, 3),
+        "source_uri": str(result.audio.path), "title": e.title, "processed_at": now,
+        "pipeline_version": PIPELINE_VERSION, "profile": result.profile,
+    }]
+    speakers = [{"call_id": cid, "speaker": s.speaker, "role": s.role, "name": s.name,
+                 "voice_id": voice_ids.get(s.speaker, ""), "talk_time_s": s.talk_time_s,
+                 "n_segments": s.n_segments} for s in result.speakers]
+    segments = [{"call_id": cid, "segment_id": s.segment_id, "speaker": s.speaker, "start_s": s.start_s,
+                 "end_s": s.end_s, "section": s.section, "text": s.text, "asr_confidence": s.asr_confidence}
+                for s in result.segments]
+    words = [{"call_id": cid, "segment_id": w.segment_id, "word": w.word, "start_s": w.start_s,
+              "end_s": w.end_s, "score": w.score} for s in result.segments for w in s.words]
+    voices = [{"call_id": cid, "speaker": spk, "voice_id": voice_ids[spk], "embedding_model": result.embedding_model,
+               "embedding": np.asarray(v, np.float32).tolist()} for spk, v in result.embeddings.items() if spk in voice_ids]
+    from data_catalog import TABLES
+
+    def table(name: str, rows: list[dict]) -> pa.Table:
+        return pa.Table.from_pylist(rows, schema=TABLES[name].schema) if rows else TABLES[name].schema.empty_table()
+
+    return {"calls": table("calls", calls), "speakers": table("speakers", speakers),
+            "segments": table("segments", segments), "words": table("words", words), "voices": table("voices", voices)}
+
+
+def write_call(catalog: Catalog, call_id: str, tables: dict[str, pa.Table]) -> None:
+    """Write every table part of a call; ``calls`` last (the completion marker)."""
+    for name in sorted(tables, key=lambda n: CALL_TABLES.index(n) if n in CALL_TABLES else 0):
+        catalog.write(name, call_id, tables[name])
+
+
+def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
+    """A call is done when its ``calls`` row exists for this pipeline version and profile."""
+    if not catalog.has("calls", call_id):
+        return False
+    row = catalog.read("calls", call_id).to_pylist()
+    return bool(row) and row[0]["pipeline_version"] == PIPELINE_VERSION and row[0]["profile"] == profile
+
+
+def record_failure(catalog: Catalog, source: str, stage: str, reason: str) -> None:
+    catalog.write("failures", failure_key(source), [{
+        "key": failure_key(source), "source_uri": source, "stage": stage, "reason": reason,
+        "failed_at": datetime.now(timezone.utc)}])
+
+
+def clear_failure(catalog: Catalog, source: str) -> None:
+    catalog.delete("failures", failure_key(source))
