@@ -34,6 +34,10 @@ def _s(*fields: tuple[str, pa.DataType]) -> pa.Schema:
 
 S, F, I, B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 
+# role x section cells of ``call_features`` (<role>_<section>_tone, <role>_<section>_neg_share)
+CALL_ROLE_SECTIONS = (("chair", "prepared"), ("chair", "qa"), ("executive", "prepared"), ("executive", "qa"),
+                      ("analyst", "qa"), ("journalist", "qa"))
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in [
@@ -72,19 +76,27 @@ TABLES: dict[str, TableSchema] = {
             "emotions",
             _s(("call_id", S), ("segment_id", I), ("model_id", S), ("arousal", F), ("valence", F),
                ("tone", F), ("attention_top15_share", F), ("top_words", S),
-               ("lm_positive", F), ("lm_negative", F), ("lm_uncertainty", F), ("lm_tone", F)),
-            "call_id", extra_prefixes=("p_",), description="segment x SER model",
+               ("lm_positive", F), ("lm_negative", F), ("lm_uncertainty", F), ("lm_tone", F),
+               ("n_windows", I), ("skip_reason", S)),
+            "call_id", extra_prefixes=("p_",),
+            description="segment x SER model (columns: ser_models/calls.py, ser_models/README.md)",
         ),
         TableSchema(
             "trajectories",
-            _s(("call_id", S), ("speaker", S), ("segment_id", I), ("t_s", F), ("tone", F),
+            _s(("call_id", S), ("model_id", S), ("speaker", S), ("segment_id", I), ("t_s", F), ("tone", F),
                ("tone_smooth", F)),
             "call_id", extra_prefixes=("p_",), description="per-speaker emotion time series",
         ),
         TableSchema(
             "call_features",
-            _s(("call_id", S), ("model_id", S)),
-            "call_id", extra_prefixes=("",), description="one row per call, finance features",
+            _s(("call_id", S), ("model_id", S),
+               *[(f"{r}_{s}_{k}", F) for k in ("tone", "neg_share") for r, s in CALL_ROLE_SECTIONS],
+               ("tone_change_prepared_to_qa", F), ("tone_volatility", F), ("min_smoothed_tone", F),
+               ("n_hotspots", I), ("lm_positive", F), ("lm_negative", F), ("lm_uncertainty", F),
+               ("lm_tone", F), ("call_tone", F), ("n_segments_scored", I), ("n_segments_skipped", I),
+               ("scored_speech_s", F)),
+            "call_id", extra_prefixes=("",),
+            description="one row per call, finance features (columns: ser_models/calls.py CALL_FEATURE_DOCS)",
         ),
         TableSchema(
             "prices",

@@ -205,6 +205,8 @@ class Catalog:
 def _duck_type(t: pa.DataType) -> str:
     if pa.types.is_string(t):
         return "VARCHAR"
+    if pa.types.is_float32(t):
+        return "FLOAT"
     if pa.types.is_floating(t):
         return "DOUBLE"
     if pa.types.is_integer(t):
@@ -215,4 +217,6 @@ def _duck_type(t: pa.DataType) -> str:
         return "DATE"
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ"
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
     raise CatalogError(f"no DuckDB type for {t}")

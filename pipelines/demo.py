@@ -210,7 +210,9 @@ def press_conference_time(date: str) -> datetime:
     return datetime.combine(d, time(14, 30), ZoneInfo("America/New_York")).astimezone(timezone.utc)
 
 
-DEFAULT_CALLS = (("20190130", 150.0, ".mp3"), ("20220615", 150.0, ".m4a"))
+# Bernanke's "taper tantrum" conference and Powell's December 2018 conference: both inside
+# the S&P 500 history that ships with `arch` (1999-2018), so the demo study has real prices.
+DEFAULT_CALLS = (("20130619", 150.0, ".mp3"), ("20181219", 150.0, ".m4a"))
 
 
 def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> Path:
@@ -240,7 +242,7 @@ def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> 
     return out
 
 
-def long_call(minutes: float, date: str = "20190130", seed: int = 0, fomc_dir: Path = FOMC_DIR) -> SyntheticCall:
+def long_call(minutes: float, date: str = "20130619", seed: int = 0, fomc_dir: Path = FOMC_DIR) -> SyntheticCall:
     """A multi-speaker call of about ``minutes`` minutes (for benchmarks): conferences concatenated.
 
     Reference speakers are the synthetic voices (the same voice reads the chair of every

@@ -142,7 +142,7 @@ def write_task(catalog_dir: str, result: CallResult) -> None:
     catalog = Catalog(catalog_dir)
     voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
     write_call(catalog, result.audio.call_id, call_rows(result, voice_ids))
-    clear_failure(catalog, result.entry.path)
+    clear_failure(catalog, result.entry.path, result.entry.row)
 
 
 # ---------------------------------------------------------------------------- flows
@@ -206,7 +206,7 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
                 reason = str(exc) or type(exc).__name__
                 if entry.path and entry.path not in reason:
                     reason = f"{entry.path}: {reason}"
-                record_failure(catalog, entry.path or f"{archive}/{entry.file}", stage, reason)
+                record_failure(catalog, entry.path or f"{archive}/{entry.file}", stage, reason, entry.row)
                 logger.warning("%s: failed in %s: %s", entry.file, stage, reason)
                 outcomes.append(CallOutcome(entry.file, "failed", reason=reason, stage=stage))
             progress.call_done()

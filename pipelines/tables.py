@@ -23,8 +23,9 @@ CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajector
 VOICE_MATCH_DISTANCE = 0.2
 
 
-def failure_key(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+def failure_key(source: str, row: int = 0) -> str:
+    """Key of a failure record: the source file and its manifest row."""
+    return hashlib.sha256(f"{source}#{row}".encode()).hexdigest()[:16]
 
 
 def link_voices(catalog: Catalog, call_id: str, embeddings: dict[str, np.ndarray], model: str,
@@ -109,11 +110,11 @@ def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
     return bool(row) and row[0]["pipeline_version"] == PIPELINE_VERSION and row[0]["profile"] == profile
 
 
-def record_failure(catalog: Catalog, source: str, stage: str, reason: str) -> None:
-    catalog.write("failures", failure_key(source), [{
-        "key": failure_key(source), "source_uri": source, "stage": stage, "reason": reason,
-        "failed_at": datetime.now(timezone.utc)}])
+def record_failure(catalog: Catalog, source: str, stage: str, reason: str, row: int = 0) -> None:
+    key = failure_key(source, row)
+    catalog.write("failures", key, [{"key": key, "source_uri": source, "stage": stage, "reason": reason,
+                                     "failed_at": datetime.now(timezone.utc)}])
 
 
-def clear_failure(catalog: Catalog, source: str) -> None:
-    catalog.delete("failures", failure_key(source))
+def clear_failure(catalog: Catalog, source: str, row: int = 0) -> None:
+    catalog.delete("failures", failure_key(source, row))

@@ -1,0 +1,140 @@
+"""The main job as a real Prefect run: exact rows, idempotent re-runs, bad files, a kill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO, copy_demo_call
+from data_catalog import TABLES, Catalog
+
+
+def _bad_rows(archive: Path) -> list[dict]:
+    (archive / "zero.wav").write_bytes(b"")
+    (archive / "notes.wav").write_text("not audio at all\n" * 50)
+    sf.write(archive / "silence.wav", np.zeros(16_000 * 3, np.float32), 16_000)
+    base = {"event_type": "press_conference", "entity": "FOMC", "event_time": "2018-12-19T19:30:00Z"}
+    return [dict(base, file="zero.wav"), dict(base, file="notes.wav"), dict(base, file="silence.wav"),
+            dict(base, file="missing.wav"), dict(base, file="../escape.wav"),
+            dict(base, file="zero.wav", event_time="last tuesday"), dict(base, file="zero.wav", event_type="gala")]
+
+
+def _parts(cat: Path) -> dict[str, float]:
+    return {str(p.relative_to(cat)): p.stat().st_mtime_ns for p in (cat / "tables").rglob("*.parquet")}
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory, prefect_harness, models):
+    from pipelines.flows import process_archive
+
+    archive = copy_demo_call(tmp_path_factory.mktemp("archive"))
+    extra = _bad_rows(archive)
+    copy_demo_call(archive, rows_extra=extra)  # rewrite the manifest with the bad rows
+    cat = tmp_path_factory.mktemp("catalog")
+    summary = process_archive(str(archive), str(cat), show_progress=False)
+    return archive, cat, summary
+
+
+def test_archive_run_counts_and_failures(processed):
+    archive, cat, summary = processed
+    assert summary.count("processed") == 1
+    assert summary.count("failed") == 7 and summary.count("skipped") == 0
+    reasons = [o.reason for o in summary.outcomes if o.status == "failed"]
+    for needle in ["zero.wav: empty file (0 bytes)", "notes.wav: not a readable audio file", "silence.wav: silent audio",
+                   "missing.wav: file not found", "points outside the archive", "bad event_time 'last tuesday'",
+                   "unknown event_type 'gala'"]:
+        assert sum(needle in r for r in reasons) == 1, (needle, reasons)
+    assert all("\n" not in r for r in reasons)
+    c = Catalog(cat)
+    failures = c.read("failures").to_pylist()
+    assert len(failures) == 7  # one record per failed manifest row
+    assert {f["stage"] for f in failures} >= {"decode", "manifest"}
+
+
+def test_catalog_rows_are_consistent(processed):
+    _, cat, summary = processed
+    out = next(o for o in summary.outcomes if o.status == "processed")
+    c = Catalog(cat)
+    q = lambda sql: c.query(sql).to_pylist()  # noqa: E731
+    assert q("select count(*) n from calls") == [{"n": 1}]
+    call = q("select * from calls")[0]
+    assert call["call_id"] == out.call_id and call["event_type"] == "press_conference" and call["profile"] == "embedded"
+    assert call["duration_s"] == pytest.approx(out.duration_s)
+    assert q("select count(*) n from segments") == [{"n": out.n_segments}]
+    assert q("select count(*) n from speakers") == [{"n": out.n_speakers}]
+    assert out.n_speakers == 4  # the 2018-12-19 demo call has 4 synthetic voices
+    roles = q("select role, count(*) n from speakers group by 1 order by 1")
+    assert roles == [{"role": "chair", "n": 1}, {"role": "journalist", "n": 3}]
+    chair = q("select speaker from speakers where role = 'chair'")[0]["speaker"]
+    first = q("select speaker, section from segments order by segment_id limit 1")[0]
+    assert first == {"speaker": chair, "section": "prepared"}
+    assert q("select count(distinct section) n from segments") == [{"n": 2}]
+    # every word lies inside its segment, every segment's speaker is a known speaker
+    assert q("""select count(*) n from words w join segments s using (call_id, segment_id)
+                where w.start_s < s.start_s - 1e-6 or w.end_s > s.end_s + 1e-6""") == [{"n": 0}]
+    assert q("select count(*) n from segments where speaker not in (select speaker from speakers)") == [{"n": 0}]
+    assert q("""select count(*) n from segments s where text <> (select string_agg(word, ' ' order by start_s)
+                from words w where w.call_id = s.call_id and w.segment_id = s.segment_id)""") == [{"n": 0}]
+    assert q("select count(*) n from segments where end_s < start_s or asr_confidence not between 0 and 1") == [{"n": 0}]
+    for name in ("calls", "speakers", "segments", "words"):
+        got = c.query(f"select * from {name} limit 0").schema
+        assert got.names[: len(TABLES[name].columns)] == TABLES[name].columns
+
+
+def test_rerun_is_idempotent(processed, prefect_harness):
+    from pipelines.flows import process_archive
+
+    archive, cat, first = processed
+    before = _parts(cat)
+    summary = process_archive(str(archive), str(cat), show_progress=False)
+    assert summary.count("skipped") == 1 and summary.count("processed") == 0 and summary.count("failed") == 7
+    after = _parts(cat)
+    changed = [p for p in after if before.get(p) != after[p] and not p.startswith("tables/failures")]
+    assert changed == []
+
+
+def test_crash_in_the_middle_then_rerun(tmp_path, sample_dir, prefect_harness, models):
+    """SIGKILL the run right after the ``words`` part is written: no ``calls`` row is left,
+    and a re-run completes the call with no duplicate rows."""
+    from pipelines.flows import process_archive
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy(sample_dir / "sample.wav", archive / "sample call.wav")
+    (archive / "manifest.csv").write_text(
+        "file,event_type,entity,event_time\nsample call.wav,earnings_call,ACME,2018-06-01T12:00:00Z\n")
+    cat = tmp_path / "catalog"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from data_catalog import store
+        real = store.Catalog.write
+        def write(self, table, key, data):
+            path = real(self, table, key, data)
+            if table == "words":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return path
+        store.Catalog.write = write
+        from pipelines.flows import process_archive
+        process_archive({str(archive)!r}, {str(cat)!r}, show_progress=False)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    c = Catalog(cat)
+    assert c.keys("calls") == [] and len(c.keys("words")) == 1 and len(c.keys("segments")) == 1
+    summary = process_archive(str(archive), str(cat), show_progress=False)
+    assert summary.count("processed") == 1
+    out = summary.outcomes[0]
+    assert c.query("select count(*) n from calls").to_pylist() == [{"n": 1}]
+    assert c.query("select count(*) n, count(distinct segment_id) d from segments").to_pylist() == [
+        {"n": out.n_segments, "d": out.n_segments}]
+    assert not list((cat / "tables").rglob("*.tmp"))

@@ -1,0 +1,121 @@
+"""Diarization and transcription with the real embedded models, scored against references
+that other people wrote (pyannote's sample) and that the demo generator wrote."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import DEMO
+from pipelines.audio import decode_audio
+from pipelines.diarization import DiarizationConfig, constrained_ahc, diarize
+from pipelines.evaluation import diarization_error, read_rttm, read_stm, word_error
+from pipelines.segmentation import LocalSegmentation, run_segmentation
+from pipelines.speech import transcribe_audio
+from pipelines.types import Turn
+from pipelines.vad import binarize, detect_speech
+
+
+# ----------------------------------------------------------------- pure functions
+def test_binarize_hysteresis_and_min_durations():
+    p = np.array([0, .6, .6, .4, .6, 0, 0, 0, .7, .7, .7, .7, .2, .9, 0], np.float32)
+    assert binarize(p, 1.0, onset=.5, offset=.35) == [(1, 5), (8, 12), (13, 14)]
+    assert binarize(p, 1.0, .5, .35, min_duration_off=1.5) == [(1, 5), (8, 14)]
+    assert binarize(p, 1.0, .5, .35, min_duration_on=2) == [(1, 5), (8, 12)]
+
+
+def test_constrained_ahc_respects_cannot_link_and_threshold():
+    rng = np.random.default_rng(0)
+    centers = np.eye(4)[:2]
+    E = np.concatenate([centers[0] + 0.05 * rng.normal(size=(3, 4)), centers[1] + 0.05 * rng.normal(size=(3, 4))])
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    none = np.zeros((6, 6), bool)
+    labels = constrained_ahc(E, np.ones(6), none, threshold=0.3)
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+    cannot = none.copy()
+    cannot[0, 1] = cannot[1, 0] = True  # 0 and 1 were seen talking at once: never one speaker
+    labels = constrained_ahc(E, np.ones(6), cannot, threshold=0.3)
+    assert labels[0] != labels[1] and len(set(labels)) == 3
+    assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.3, num_speakers=1))) == 1
+    assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.0, num_speakers=4))) == 4
+
+
+def test_aggregate_matches_direct_average():
+    rng = np.random.default_rng(1)
+    seg = LocalSegmentation(rng.random((6, 20, 3)).astype(np.float32), chunk_duration=2.0, chunk_step=0.5,
+                            frame_step=0.1, duration_s=4.5, frame_offset=0.0)
+    agg = seg.aggregate(seg.data)
+    # global frame g is frame g - 5c of every window c with 0 <= g - 5c < 20
+    for g in (3, 14, 27):
+        expected = np.mean([seg.data[c, g - 5 * c] for c in range(6) if 0 <= g - 5 * c < 20], axis=0)
+        np.testing.assert_allclose(agg[g], expected, rtol=1e-6)
+    assert agg.shape == (seg.num_frames, 3) and seg.num_frames == 46
+
+
+# ----------------------------------------------------------------- real models
+@pytest.fixture(scope="module")
+def sample_audio(sample_dir):
+    return decode_audio(sample_dir / "sample.wav")
+
+
+def test_der_on_pyannote_sample(models, sample_dir, sample_audio):
+    seg = run_segmentation(sample_audio, models.segmentation)
+    diar = diarize(sample_audio, seg, models.encoder)
+    ref = read_rttm(sample_dir / "sample.rttm")["sample"]
+    result = diarization_error(ref, diar.turns)
+    print(result.summary())
+    assert result.der <= 0.20
+    assert len(diar.speakers) in (2, 3)
+    # with the number of speakers known, it is two
+    diar2 = diarize(sample_audio, seg, models.encoder, num_speakers=2)
+    assert len(diar2.speakers) == 2
+    assert diarization_error(ref, diar2.turns).der <= 0.20
+
+
+def test_wer_on_pyannote_sample(models, sample_dir, sample_audio):
+    ref = " ".join(r[3] for r in read_stm(sample_dir / "sample.stm"))
+    hyp = " ".join(s.text for s in transcribe_audio(sample_audio))
+    result = word_error([ref], [hyp])
+    print(result.summary())
+    assert result.wer <= 0.18
+    assert result.reference_words > 50
+
+
+@pytest.mark.parametrize("stem", ["fomc_press_conference_20130619.mp3", "fomc_press_conference_20181219.m4a"])
+def test_der_on_demo_archive(models, stem):
+    audio = decode_audio(DEMO / stem)
+    seg = run_segmentation(audio, models.segmentation)
+    diar = diarize(audio, seg, models.encoder, cfg=DiarizationConfig())
+    ref_turns = read_rttm(DEMO / "reference" / (stem.rsplit(".", 1)[0] + ".rttm"))
+    ref = next(iter(ref_turns.values()))
+    result = diarization_error(ref, diar.turns)
+    print(stem, result.summary())
+    assert result.der <= 0.05
+    assert len(diar.speakers) == len({t.speaker for t in ref})
+    speech = detect_speech(seg)
+    covered = sum(b - a for a, b in speech)
+    assert covered == pytest.approx(sum(t.duration_s for t in ref), rel=0.08)
+
+
+def test_der_metric_matches_hand_computation():
+    ref = [Turn(0, 10, "A"), Turn(10, 20, "B")]
+    hyp = [Turn(0, 12, "x"), Turn(12, 18, "y")]  # 2 s confusion, 2 s missed
+    r = diarization_error(ref, hyp)
+    assert r.der == pytest.approx(4 / 20)
+    assert r.confusion == pytest.approx(2 / 20) and r.missed == pytest.approx(2 / 20) and r.false_alarm == 0
+
+
+def test_wer_on_real_earnings_call_clips(models):
+    """Real earnings-call audio (Twitter Q4 2016, sentence clips with aligned text)."""
+    from conftest import SHARED
+    from pipelines.evaluation import read_labels
+    from pipelines.speech import transcribe_file
+
+    labels = SHARED / "earnings_calls_qin2019" / "labels.csv"
+    if not labels.exists():
+        pytest.skip("shared/data not beside the repository")
+    pairs = read_labels(labels, "text_aligned")
+    assert len(pairs) >= 100
+    result = word_error([t for _, t in pairs], [transcribe_file(p) for p, _ in pairs])
+    print(result.summary())
+    assert result.wer <= 0.12
