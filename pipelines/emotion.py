@@ -44,6 +44,11 @@ class EmotionOutputs:
         return {"emotions": self.emotions, "trajectories": self.trajectories, "call_features": self.call_features}
 
 
+def _with_ids(df: pd.DataFrame, ids: dict) -> pd.DataFrame:
+    """``df`` with the id columns first."""
+    return df.assign(**ids)[list(ids) + list(df.columns)]
+
+
 def load_emotion_scorer(checkpoint: str | Path | None = None):
     """Load a SER checkpoint and its encoders once (default: the shipped embedded checkpoint)."""
     from ser_models.inference import EmotionScorer
@@ -85,7 +90,7 @@ def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[Sp
     traj = trajectories(emotions, seg, scorer.labels, cfg.smooth_bandwidth_s)
     feats = call_features(emotions, seg, traj, scorer.labels, scorer.card.hotspot_threshold)
     ids = {"call_id": call_id, "model_id": scorer.model_id}
-    out = EmotionOutputs(call_id, scorer.model_id, emotions.assign(**ids), traj.assign(**ids),
+    out = EmotionOutputs(call_id, scorer.model_id, _with_ids(emotions, ids), _with_ids(traj, ids),
                          pd.DataFrame([ids | feats]), time.time() - t0)
     log.info("%s", out.summary())
     return out

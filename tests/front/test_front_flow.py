@@ -127,8 +127,17 @@ def test_crash_in_the_middle_then_rerun(tmp_path, sample_dir, prefect_harness, m
         process_archive({str(archive)!r}, {str(cat)!r}, show_progress=False)
     """)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    log = tmp_path / "killed_run.log"
+    with log.open("w") as out:  # a file, not a pipe: the run's Prefect server child outlives it
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=out, stderr=out, start_new_session=True)
+        try:
+            code = proc.wait(timeout=600)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the run's own children (temporary Prefect server)
+            except ProcessLookupError:
+                pass
+    assert code == -signal.SIGKILL, log.read_text()[-2000:]
     c = Catalog(cat)
     assert c.keys("calls") == [] and len(c.keys("words")) == 1 and len(c.keys("segments")) == 1
     summary = process_archive(str(archive), str(cat), show_progress=False)
