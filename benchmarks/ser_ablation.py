@@ -1,0 +1,124 @@
+"""SER ablation on RAVDESS: pooling methods, modalities and the linear-probe baseline, all
+on the same 5 speaker-independent folds (actors 01-04, 05-08, ..., 17-20).
+
+    .venv/bin/python benchmarks/ser_ablation.py                 # full table (~1 h on 2 busy cores)
+    .venv/bin/python benchmarks/ser_ablation.py --epochs 5      # quick look
+    .venv/bin/python benchmarks/ser_ablation.py --rtf           # emotion-stage real-time factor only
+
+Every model row starts from the embedded recipe (ser_models/configs/embedded.toml) and
+changes one thing.  Encoder frames come from the on-disk cache (computed once).  Rows:
+
+  linear probe (clip alone)   tiny.en frames of each clip encoded alone, mean+std, logistic
+                              regression: the baseline quoted in issue 3 (UA 70.2%)
+  linear probe (in windows)   the same on the frames the flow sees (clips packed in 30 s windows)
+  eGeMAPS probe               eGeMAPS LLDs, mean+std, logistic regression
+  pooling=<m>, audio          BimodalSER audio branch with pooling m
+  text / audio+text           MiniLM token frames (MQMHA), alone and concatenated with audio
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default=str(ROOT / ".." / "shared" / "data" / "ravdess"))
+    ap.add_argument("--config", default=str(ROOT / "ser_models" / "configs" / "embedded.toml"))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0 = keep)")
+    ap.add_argument("--rows", default="probe,pooling,modality", help="comma-separated groups to run")
+    ap.add_argument("--rtf", action="store_true", help="only measure the emotion stage's real-time factor")
+    args = ap.parse_args()
+    if args.rtf:
+        return measure_rtf()
+
+    import torch
+
+    from ser_models.baseline import linear_probe_cv
+    from ser_models.corpus import load_corpus
+    from ser_models.encoders import EncoderConfig, build_encoder
+    from ser_models.experiment import prepare
+    from ser_models.train import Featurizer, cross_validate, load_experiment
+
+    torch.set_num_threads(1)
+    exp = load_experiment(args.config)
+    tc = replace(exp.train, epochs=args.epochs or exp.train.epochs)
+    corpus = load_corpus(args.corpus, exp.model.labels)
+    groups = args.rows.split(",")
+    rows = []
+
+    def report(name, cv, seconds):
+        rows.append((name, cv, seconds))
+        print(f"{name:<34} UA={cv.mean('ua'):.1%} (sd {cv.std('ua'):.1%})  WA={cv.mean('wa'):.1%}  "
+              f"macro-F1={cv.mean('macro_f1'):.1%}  [{seconds:.0f} s]", flush=True)
+
+    if "probe" in groups:
+        waves = corpus.audio()
+        for name, enc_cfg in [("linear probe (clip alone)", EncoderConfig("whisper_ct2", pack_s=0.0)),
+                              ("linear probe (in 30 s windows)", EncoderConfig("whisper_ct2", pack_s=30.0)),
+                              ("eGeMAPS LLD probe", EncoderConfig("egemaps", pack_s=0.0))]:
+            t0 = time.time()
+            fz = Featurizer(replace(exp.model, audio=enc_cfg), encoders={"audio": build_encoder(enc_cfg)})
+            frames = fz.prepare(corpus, progress=True).inputs["audio"]
+            report(name, linear_probe_cv(frames, corpus.y, corpus.speakers, corpus.labels, args.folds), time.time() - t0)
+        del waves
+
+    def run(name, model_cfg, train_cfg):
+        t0 = time.time()
+        e, fz, data, _ = prepare(replace(exp, model=model_cfg, train=train_cfg), args.corpus)
+        cv, _ = cross_validate(e.model, e.train, data, fz, args.folds, progress=False)
+        report(name, cv, time.time() - t0)
+
+    if "pooling" in groups:
+        for pooling in ("mean", "stats", "asp", "mha", "mqmha"):
+            run(f"pooling={pooling}, audio", replace(exp.model, pooling=pooling), tc)
+    if "modality" in groups:
+        text = EncoderConfig("minilm")
+        run("MQMHA, text only (MiniLM)", replace(exp.model, audio=None, text=text), replace(tc, packings=1))
+        run("MQMHA, audio + text (concat)", replace(exp.model, text=text), tc)
+
+    print("\n| model | UA | WA | macro-F1 |\n|---|---|---|---|")
+    for name, cv, _ in rows:
+        print(f"| {name} | {cv.mean('ua'):.1%} ± {cv.std('ua'):.1%} | {cv.mean('wa'):.1%} | {cv.mean('macro_f1'):.1%} |")
+
+
+def measure_rtf(minutes: float = 10.0) -> None:
+    """Emotion stage on a synthetic call of RAVDESS clips (~``minutes`` long, 5 s segments):
+    wall time / audio duration, models already loaded (as in the flow)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "ser_models"))
+    from ser_helpers import fake_call
+
+    from pipelines.emotion import load_emotion_scorer, score_call_emotions
+    from pipelines.types import Audio, Segment
+
+    audio, segments, speakers, _ = fake_call()
+    n_rep = int(np.ceil(minutes * 60 / audio.duration_s))
+    samples = np.tile(audio.samples, n_rep)
+    segs = [Segment(i * len(segments) + s.segment_id, s.speaker, s.start_s + i * audio.duration_s,
+                    s.end_s + i * audio.duration_s, s.text, s.asr_confidence, s.section, s.words)
+            for i in range(n_rep) for s in segments]
+    long = Audio(audio.path, samples, audio.sample_rate, "0" * 64)
+    t0 = time.time()
+    scorer = load_emotion_scorer()
+    scorer.audio_encoder.ensure_loaded()
+    load_s = time.time() - t0
+    t0 = time.time()
+    out = score_call_emotions(long, segs, speakers, scorer=scorer)
+    wall = time.time() - t0
+    print(f"emotion stage: {len(segs)} segments, audio {long.duration_s / 60:.1f} min, wall {wall:.1f} s "
+          f"(model load {load_s:.1f} s, once per archive): real-time factor {wall / long.duration_s:.4f}")
+    print(out.summary())
+
+
+if __name__ == "__main__":
+    main()

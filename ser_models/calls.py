@@ -1,0 +1,215 @@
+"""Emotion of a whole recording: per-segment scores, per-speaker trajectories, call features.
+
+Input frames (pandas):
+  segments: segment_id, speaker, role, section ('prepared'|'qa'), start_s, end_s, text
+  words:    segment_id, word, start_s, end_s   (may be empty)
+
+``score_segments`` encodes the recording's audio once (in 30 s windows) and slices the
+frames of each segment; segments longer than ``max_window_s`` are cut into equal windows
+scored separately and aggregated (probabilities weighted by window duration, attention
+concatenated with the same weights).  Documented skips (row kept, emotion columns NaN,
+``skip_reason`` set): ``too_short`` (< ``min_duration_s``), ``silent`` (RMS below
+``silence_dbfs``), ``outside_audio`` (the segment starts after the end of the audio).
+An empty transcript is scored on audio alone (a text branch sees no token and pools to
+zeros) and has NaN dictionary tone.
+
+Columns of ``emotions`` (one row per segment): segment_id, p_<class> for each class of the
+checkpoint, tone, arousal, valence (see ``ser_models.features``), attention_top15_share
+(share of the audio attention mass on the top 15% of the segment's frames),
+top_words (the three words with the most attention mass, '|'-separated, via word
+timestamps), lm_positive, lm_negative, lm_uncertainty, lm_tone (Loughran-McDonald),
+n_windows, skip_reason ('' when scored).
+
+``trajectories``: per speaker, one row per scored segment at its midpoint t_s, with tone,
+p_<class> and tone_smooth: a Gaussian-kernel (Nadaraya-Watson) smoother in time over that
+speaker's segments, bandwidth ``smooth_bandwidth_s`` (30 s), weights = segment duration.
+
+``call_features``: one row per call (see ``CALL_FEATURE_DOCS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data_catalog.schemas import CALL_ROLE_SECTIONS
+from ser_models.encoders import frame_times, slice_frames
+from ser_models.features import (arousal_valence, kernel_smooth, lm_scores, negative_mask, tone,
+                                 top_share, top_words)
+from ser_models.inference import EmotionScorer
+
+log = logging.getLogger(__name__)
+
+ROLE_SECTIONS = CALL_ROLE_SECTIONS
+MANAGEMENT = ("executive", "chair")
+EXCLUDED_ROLES = ("operator",)
+LM_COLUMNS = ("lm_positive", "lm_negative", "lm_uncertainty", "lm_tone")
+
+CALL_FEATURE_DOCS = {
+    "call_id": "sha256 of the audio bytes, first 16 hex characters",
+    "model_id": "SER checkpoint id (name + weights hash)",
+    **{f"{r}_{s}_tone": f"duration-weighted mean segment tone of {r} speakers in the {s} section "
+                        f"(NaN if absent)" for r, s in ROLE_SECTIONS},
+    **{f"{r}_{s}_neg_share": f"share of {r} speech time in the {s} section whose most likely class is "
+                             f"negative (sad, angry, fearful, disgust) (NaN if absent)" for r, s in ROLE_SECTIONS},
+    "tone_change_prepared_to_qa": "management (executive + chair) duration-weighted mean tone in Q&A minus "
+                                  "in prepared remarks (NaN unless both present)",
+    "tone_volatility": "duration-weighted standard deviation of segment tone over all non-operator segments",
+    "min_smoothed_tone": "minimum of tone_smooth over the trajectories of non-operator speakers",
+    "n_hotspots": "number of non-operator segments whose attention_top15_share is at least the checkpoint's "
+                  "hotspot threshold (the 90th percentile of that statistic on its training clips)",
+    "lm_positive": "Loughran-McDonald positive words / tokens, all non-operator text of the call",
+    "lm_negative": "Loughran-McDonald negative words / tokens, all non-operator text",
+    "lm_uncertainty": "Loughran-McDonald uncertainty words / tokens, all non-operator text",
+    "lm_tone": "(positive - negative) / (positive + negative) word counts, all non-operator text",
+    "call_tone": "duration-weighted mean tone of all non-operator segments",
+    "n_segments_scored": "segments with emotion scores",
+    "n_segments_skipped": "segments skipped (too short, silent, outside the audio)",
+    "scored_speech_s": "seconds of speech scored",
+}
+
+
+@dataclass
+class EmotionConfig:
+    min_duration_s: float = 0.3
+    silence_dbfs: float = -55.0      # RMS level below which a segment is silent
+    max_window_s: float = 20.0
+    smooth_bandwidth_s: float = 30.0
+    top_fraction: float = 0.15
+    n_top_words: int = 3
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20)) if len(x) else -np.inf
+
+
+def _windows(a: float, b: float, max_len: float) -> list[tuple[float, float]]:
+    n = max(1, int(np.ceil((b - a) / max_len - 1e-9)))
+    edges = np.linspace(a, b, n + 1)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.DataFrame,
+                   words: pd.DataFrame | None = None, cfg: EmotionConfig = EmotionConfig(),
+                   sample_rate: int = 16_000) -> pd.DataFrame:
+    """The ``emotions`` rows of one recording (without call_id/model_id)."""
+    t0 = time.time()
+    duration = len(samples) / sample_rate
+    words = words if words is not None and len(words) else pd.DataFrame(columns=["segment_id", "word", "start_s", "end_s"])
+    by_seg = {k: list(zip(g["word"], g["start_s"], g["end_s"])) for k, g in words.groupby("segment_id")}
+    labels = scorer.labels
+    enc = scorer.audio_encoder
+    frames_all = None
+    if enc is not None and len(segments):
+        frames_all = enc.encode([samples])[0]          # the whole call, once: (T, D) or (L, T, D)
+    win_frames, win_texts, owner, win_len, win_start = [], [], [], [], []
+    skip = {}
+    for row in segments.itertuples(index=False):
+        a, b = float(row.start_s), min(float(row.end_s), duration)
+        if a >= duration:
+            skip[row.segment_id] = "outside_audio"
+        elif b - a < cfg.min_duration_s:
+            skip[row.segment_id] = "too_short"
+        elif rms_dbfs(samples[int(a * sample_rate): int(b * sample_rate)]) < cfg.silence_dbfs:
+            skip[row.segment_id] = "silent"
+        if row.segment_id in skip:
+            continue
+        wins = _windows(a, b, cfg.max_window_s)
+        for wa, wb in wins:
+            if frames_all is not None:
+                win_frames.append(slice_frames(frames_all, enc.hop_s, wa, wb))
+            seg_words = by_seg.get(row.segment_id, [])
+            in_win = [w for w, s, e in seg_words if wa <= (s + e) / 2 < wb]
+            win_texts.append(" ".join(in_win) if len(wins) > 1 and in_win else str(row.text or ""))
+            owner.append(row.segment_id)
+            win_len.append(wb - wa)
+            win_start.append(wa)
+    probs, att = scorer.score_frames(win_frames if enc is not None else None, win_texts)
+    owner, win_len = np.array(owner), np.array(win_len)
+    rows = []
+    for row in segments.itertuples(index=False):
+        out = {"segment_id": row.segment_id, **lm_scores(str(row.text or ""))}
+        sel = np.flatnonzero(owner == row.segment_id)
+        if row.segment_id in skip or not len(sel):
+            out |= {f"p_{lab}": np.nan for lab in labels}
+            out |= {"tone": np.nan, "arousal": np.nan, "valence": np.nan, "attention_top15_share": np.nan,
+                    "top_words": "", "n_windows": 0, "skip_reason": skip.get(row.segment_id, "not_scored")}
+            rows.append(out)
+            continue
+        share = win_len[sel] / win_len[sel].sum()
+        p = (probs[sel] * share[:, None]).sum(0)
+        out |= {f"p_{lab}": float(v) for lab, v in zip(labels, p)}
+        out["tone"] = float(tone(p, labels)[0])
+        ar, va = arousal_valence(p, labels)
+        out["arousal"], out["valence"] = float(ar[0]), float(va[0])
+        if att and att[sel[0]] is not None:
+            w = np.concatenate([att[i] * s for i, s in zip(sel, share)])
+            t = np.concatenate([win_start[i] + frame_times(len(att[i]), enc.hop_s) for i in sel])
+            out["attention_top15_share"] = top_share(w, cfg.top_fraction)
+            out["top_words"] = "|".join(top_words(w, t, by_seg.get(row.segment_id, []), cfg.n_top_words))
+        else:
+            out["attention_top15_share"], out["top_words"] = np.nan, ""
+        out["n_windows"], out["skip_reason"] = len(sel), ""
+        rows.append(out)
+    n_skip = len(skip)
+    log.info("scored %d segments (%d windows) in %.1f s; skipped %d (%s)", len(segments) - n_skip, len(owner),
+             time.time() - t0, n_skip, ", ".join(f"{k}: {v}" for k, v in pd.Series(skip).value_counts().items()) or "none")
+    cols = (["segment_id"] + [f"p_{lab}" for lab in labels] + ["tone", "arousal", "valence", "attention_top15_share",
+            "top_words", *LM_COLUMNS, "n_windows", "skip_reason"])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def trajectories(emotions: pd.DataFrame, segments: pd.DataFrame, labels, bandwidth_s: float = 30.0) -> pd.DataFrame:
+    """Per-speaker time series of the scored segments, with a smoothed tone."""
+    df = segments[["segment_id", "speaker", "start_s", "end_s"]].merge(emotions, on="segment_id")
+    df = df[df["skip_reason"] == ""].copy()
+    df["t_s"] = (df["start_s"] + df["end_s"]) / 2
+    df["duration_s"] = df["end_s"] - df["start_s"]
+    df = df.sort_values(["speaker", "t_s"])
+    df["tone_smooth"] = np.nan
+    for _, g in df.groupby("speaker"):
+        df.loc[g.index, "tone_smooth"] = kernel_smooth(g["t_s"], g["tone"], g["duration_s"], bandwidth_s)
+    cols = ["speaker", "segment_id", "t_s", "tone", "tone_smooth"] + [f"p_{lab}" for lab in labels]
+    return df[cols].reset_index(drop=True)
+
+
+def _wmean(x: pd.Series, w: pd.Series) -> float:
+    ok = x.notna()
+    return float(np.average(x[ok], weights=w[ok])) if ok.any() and w[ok].sum() > 0 else np.nan
+
+
+def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataFrame, labels,
+                  hotspot_threshold: float) -> dict[str, float]:
+    """One row of finance features (without call_id/model_id); columns in CALL_FEATURE_DOCS."""
+    df = segments[["segment_id", "speaker", "role", "section", "start_s", "end_s", "text"]].merge(emotions, on="segment_id")
+    df["w"] = df["end_s"] - df["start_s"]
+    df = df[~df["role"].isin(EXCLUDED_ROLES)]
+    scored = df[df["skip_reason"] == ""]
+    neg = negative_mask(labels)
+    pcols = [f"p_{lab}" for lab in labels]
+    is_neg = pd.Series(neg[scored[pcols].to_numpy().argmax(1)] if len(scored) else [], index=scored.index, dtype=float)
+    out: dict[str, float] = {}
+    for r, s in ROLE_SECTIONS:
+        g = scored[(scored["role"] == r) & (scored["section"] == s)]
+        out[f"{r}_{s}_tone"] = _wmean(g["tone"], g["w"])
+        out[f"{r}_{s}_neg_share"] = _wmean(is_neg[g.index], g["w"])
+    mgmt = scored[scored["role"].isin(MANAGEMENT)]
+    qa, prep = (mgmt[mgmt["section"] == s] for s in ("qa", "prepared"))
+    out["tone_change_prepared_to_qa"] = _wmean(qa["tone"], qa["w"]) - _wmean(prep["tone"], prep["w"])
+    mean = _wmean(scored["tone"], scored["w"])
+    ok = scored["tone"].notna()
+    out["tone_volatility"] = (float(np.sqrt(np.average((scored["tone"][ok] - mean) ** 2, weights=scored["w"][ok])))
+                              if ok.sum() > 1 else np.nan)
+    keep = traj[traj["speaker"].isin(df["speaker"])]["tone_smooth"]
+    out["min_smoothed_tone"] = float(keep.min()) if keep.notna().any() else np.nan
+    out["n_hotspots"] = int((scored["attention_top15_share"] >= hotspot_threshold).sum())
+    out |= lm_scores(" ".join(df["text"].fillna("").astype(str)))
+    out["call_tone"] = mean
+    out["n_segments_scored"] = int(len(scored))
+    out["n_segments_skipped"] = int((emotions["skip_reason"] != "").sum())
+    out["scored_speech_s"] = float(scored["w"].sum())
+    return {k: out[k] for k in CALL_FEATURE_DOCS if k in out}
