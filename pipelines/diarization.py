@@ -317,6 +317,9 @@ class PyannoteDiarizer:
         from pyannote.audio import Pipeline
 
         self.source = str(source)
+        looks_local = Path(self.source).is_absolute() or self.source.startswith(".") or self.source.count("/") != 1
+        if looks_local and not Path(self.source).exists():
+            raise FileNotFoundError(f"{self.source}: pyannote pipeline folder or config.yaml not found")
         self.pipeline = Pipeline.from_pretrained(self.source, token=token or os.environ.get("HF_TOKEN"))
         if self.pipeline is None:
             raise RuntimeError(f"{self.source}: cannot load the pyannote pipeline (gated model: set HF_TOKEN)")
