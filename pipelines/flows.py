@@ -20,14 +20,14 @@ from pipelines import progress
 from pipelines.archive import CallEntry, read_manifest
 from pipelines.asr import words_of
 from pipelines.audio import decode_audio, file_sha256
-from pipelines.models import load_models
+from pipelines.models import load_emotion, load_models
 from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
 from pipelines.settings import Profile, get_profile
-from pipelines.tables import (CallResult, call_rows, clear_failure, is_complete, link_voices, record_failure,
-                              write_call)
+from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
+                              read_call, record_failure, write_call)
 from pipelines.turns import assign_speakers, build_segments
 
-STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "write tables")
+STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
 
 class StageError(RuntimeError):
@@ -41,7 +41,7 @@ class StageError(RuntimeError):
 @dataclass
 class CallOutcome:
     file: str
-    status: str  # processed | skipped | failed
+    status: str  # processed | rescored (emotion tables only) | skipped | failed
     call_id: str = ""
     reason: str = ""
     stage: str = ""
@@ -72,9 +72,14 @@ class ArchiveSummary:
         audio = self.audio_hours * 3600
         return sum(o.wall_s for o in self.outcomes if o.status == "processed") / audio if audio else float("nan")
 
+    @property
+    def changed(self) -> bool:
+        return any(o.status in ("processed", "rescored") for o in self.outcomes)
+
     def summary(self) -> str:
         lines = [f"archive {self.archive} -> catalog {self.catalog}",
-                 f"processed {self.count('processed')}, skipped {self.count('skipped')} (already in the catalog), "
+                 f"processed {self.count('processed')}, emotions recomputed {self.count('rescored')}, "
+                 f"skipped {self.count('skipped')} (already in the catalog), "
                  f"failed {self.count('failed')}; audio {self.audio_hours:.3f} h; wall {self.wall_s:.1f} s "
                  f"(model loading {self.model_load_s:.1f} s); real-time factor {self.rtf:.3f}"]
         for o in self.outcomes:
@@ -137,20 +142,35 @@ def speakers_task(asr_segments, diarization, event_type: str, speakers_hint: str
     return assign_sections(segments, speakers), speakers
 
 
+@task(name="emotions", cache_policy=NONE)
+def emotions_task(audio, segments, speakers, profile: Profile):
+    from pipelines.emotion import score_call_emotions
+
+    return score_call_emotions(audio, segments, speakers, audio.call_id, scorer=load_emotion(profile.ser_checkpoint))
+
+
 @task(name="write-tables", cache_policy=NONE)
-def write_task(catalog_dir: str, result: CallResult) -> None:
+def write_task(catalog_dir: str, result: CallResult, emotions) -> None:
     catalog = Catalog(catalog_dir)
     voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
-    write_call(catalog, result.audio.call_id, call_rows(result, voice_ids))
+    write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables())
     clear_failure(catalog, result.entry.path, result.entry.row)
+
+
+@task(name="write-emotion-tables", cache_policy=NONE)
+def write_emotions_task(catalog_dir: str, call_id: str, emotions) -> None:
+    write_call(Catalog(catalog_dir), call_id, emotions.tables())
 
 
 # ---------------------------------------------------------------------------- flows
 @flow(name="process_call", validate_parameters=False, log_prints=True)
 def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = None, force: bool = False) -> CallOutcome:
     """Decode, detect speech, diarize, transcribe, attribute words, find roles and sections,
-    and write the call's tables.  Skips a call already in the catalog (same ``call_id``,
-    pipeline version and profile) unless ``force``."""
+    score emotions, and write the call's tables.
+
+    Incremental: a call already in the catalog (same ``call_id``, pipeline version and
+    profile) is skipped, unless ``force``; if only its SER model changed, only the emotion
+    tables are recomputed (from the stored segments)."""
     profile = profile or get_profile("embedded")
     logger = get_run_logger()
     catalog = Catalog(catalog_dir)
@@ -159,10 +179,20 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
     t0 = time.perf_counter()
     progress.call_started(entry.file, len(STAGES))
     call_id = file_sha256(Path(entry.path))[:16] if Path(entry.path).is_file() else ""
-    if call_id and not force and is_complete(catalog, call_id, profile.name):
-        logger.info("%s: skipped, already in the catalog as call %s", entry.file, call_id)
-        return CallOutcome(entry.file, "skipped", call_id)
     times: dict[str, float] = {}
+    if call_id and not force and is_complete(catalog, call_id, profile.name):
+        model_id = load_emotion(profile.ser_checkpoint).model_id
+        if emotions_current(catalog, call_id, model_id):
+            logger.info("%s: skipped, already in the catalog as call %s", entry.file, call_id)
+            return CallOutcome(entry.file, "skipped", call_id)
+        audio = _run_stage("decode", times, decode_task, entry.path)
+        segments, speakers = read_call(catalog, call_id)
+        emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
+        _run_stage("write tables", times, write_emotions_task, str(catalog.root), call_id, emotions)
+        wall = time.perf_counter() - t0
+        logger.info("%s: call %s, emotions recomputed with %s in %.1f s", entry.file, call_id, model_id, wall)
+        return CallOutcome(entry.file, "rescored", call_id, duration_s=audio.duration_s, wall_s=wall,
+                           stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments))
     audio = _run_stage("decode", times, decode_task, entry.path)
     seg, speech = _run_stage("voice activity", times, vad_task, audio, profile)
     hint = parse_speakers_hint(entry.speakers_hint)
@@ -170,9 +200,10 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
     asr_segments = _run_stage("transcribe", times, transcribe_task, audio, speech, profile)
     segments, speakers = _run_stage("speakers & sections", times, speakers_task, asr_segments, diar,
                                     entry.event_type, entry.speakers_hint)
+    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
     embedding_model = "pyannote" if load_models(profile).pyannote is not None else "resemblyzer-ge2e"
     result = CallResult(entry, audio, speakers, segments, diar.embeddings, embedding_model, profile.name)
-    _run_stage("write tables", times, write_task, str(catalog.root), result)
+    _run_stage("write tables", times, write_task, str(catalog.root), result, emotions)
     wall = time.perf_counter() - t0
     logger.info("%s: call %s, %.1f s of audio, %d speech regions, %d speakers, %d segments in %.1f s (RTF %.3f); %s",
                 entry.file, audio.call_id, audio.duration_s, len(speech), len(speakers), len(segments), wall,
@@ -192,11 +223,14 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
     catalog.ensure_writable()
     entries = read_manifest(archive)
     outcomes: list[CallOutcome] = []
-    models = None
+    models, load_s = None, 0.0
     with progress.progress_bars(len(entries), enabled=show_progress):
         for entry in entries:
             if models is None and not entry.error:
+                t_load = time.perf_counter()
                 models = load_models(profile)
+                load_emotion(profile.ser_checkpoint)
+                load_s = time.perf_counter() - t_load
             state = process_call(entry, str(catalog.root), profile, force, return_state=True)
             if state.is_completed():
                 outcomes.append(state.result())
@@ -211,7 +245,6 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
                 outcomes.append(CallOutcome(entry.file, "failed", reason=reason, stage=stage))
             progress.call_done()
     catalog.refresh_views()
-    summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0,
-                             models.load_seconds if models else 0.0)
+    summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s)
     logger.info(summary.summary())
     return summary

@@ -43,3 +43,14 @@ def load_models(profile: Profile) -> FrontEndModels:
     log.info("loaded %s profile models (segmentation, %s diarizer, ASR %s) in %.1f s",
              profile.name, profile.diarizer, asr.model_id, dt)
     return FrontEndModels(profile, seg, asr, encoder, pyannote, dt)
+
+
+@lru_cache(maxsize=4)
+def load_emotion(checkpoint: str = ""):
+    """Load (and cache) the SER scorer of ``checkpoint`` ("" = the shipped embedded one)."""
+    from pipelines.emotion import load_emotion_scorer
+
+    t0 = time.perf_counter()
+    scorer = load_emotion_scorer(checkpoint or None)
+    log.info("loaded SER checkpoint %s in %.1f s", scorer.model_id, time.perf_counter() - t0)
+    return scorer

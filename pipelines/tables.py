@@ -103,11 +103,35 @@ def write_call(catalog: Catalog, call_id: str, tables: dict[str, pa.Table]) -> N
 
 
 def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
-    """A call is done when its ``calls`` row exists for this pipeline version and profile."""
+    """The front end is done when the ``calls`` row exists for this pipeline version and profile."""
     if not catalog.has("calls", call_id):
         return False
     row = catalog.read("calls", call_id).to_pylist()
     return bool(row) and row[0]["pipeline_version"] == PIPELINE_VERSION and row[0]["profile"] == profile
+
+
+def emotions_current(catalog: Catalog, call_id: str, model_id: str) -> bool:
+    """The emotion tables of ``call_id`` exist and were made by ``model_id``."""
+    if not (catalog.has("emotions", call_id) and catalog.has("call_features", call_id)):
+        return False
+    ids = set(catalog.read("call_features", call_id).column("model_id").to_pylist())
+    return ids == {model_id}
+
+
+def read_call(catalog: Catalog, call_id: str) -> tuple[list[Segment], list[SpeakerInfo]]:
+    """The segments (with words) and speakers of a processed call, back as typed values."""
+    from pipelines.types import Word
+
+    words: dict[int, list[Word]] = {}
+    for w in catalog.read("words", call_id).to_pylist():
+        words.setdefault(w["segment_id"], []).append(
+            Word(w["word"], w["start_s"], w["end_s"], w["score"], segment_id=w["segment_id"]))
+    segments = [Segment(r["segment_id"], r["speaker"], r["start_s"], r["end_s"], r["text"], r["asr_confidence"],
+                        r["section"], words.get(r["segment_id"], []))
+                for r in sorted(catalog.read("segments", call_id).to_pylist(), key=lambda r: r["segment_id"])]
+    speakers = [SpeakerInfo(r["speaker"], r["role"], r["name"], r["voice_id"], r["talk_time_s"], r["n_segments"])
+                for r in catalog.read("speakers", call_id).to_pylist()]
+    return segments, speakers
 
 
 def record_failure(catalog: Catalog, source: str, stage: str, reason: str, row: int = 0) -> None:

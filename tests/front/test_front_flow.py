@@ -147,3 +147,49 @@ def test_crash_in_the_middle_then_rerun(tmp_path, sample_dir, prefect_harness, m
     assert c.query("select count(*) n, count(distinct segment_id) d from segments").to_pylist() == [
         {"n": out.n_segments, "d": out.n_segments}]
     assert not list((cat / "tables").rglob("*.tmp"))
+
+
+def test_emotion_tables_match_segments(processed):
+    _, cat, summary = processed
+    out = next(o for o in summary.outcomes if o.status == "processed")
+    c = Catalog(cat)
+    q = lambda sql: c.query(sql).to_pylist()  # noqa: E731
+    assert q("select count(*) n, count(distinct segment_id) d from emotions") == [{"n": out.n_segments, "d": out.n_segments}]
+    assert q("select count(*) n from emotions e anti join segments s using (call_id, segment_id)") == [{"n": 0}]
+    feats = q("select * from call_features")
+    assert len(feats) == 1 and feats[0]["call_id"] == out.call_id
+    from pipelines.models import load_emotion
+
+    assert feats[0]["model_id"] == load_emotion("").model_id
+    # probabilities of scored segments sum to one
+    pcols = [n for n in c.query("select * from emotions limit 0").column_names if n.startswith("p_")]
+    assert len(pcols) >= 4
+    sums = q(f"select {' + '.join(pcols)} as s from emotions where {pcols[0]} is not null")
+    assert sums and all(abs(r["s"] - 1) < 1e-4 for r in sums)
+
+
+def test_changed_ser_model_recomputes_only_emotion_tables(processed, prefect_harness, tmp_path):
+    import dataclasses
+    import json
+
+    from pipelines.flows import process_archive
+    from pipelines.settings import get_profile
+    from ser_models.checkpoint import EMBEDDED
+
+    archive, cat, _ = processed
+    ckpt = tmp_path / "ser-v2"
+    shutil.copytree(EMBEDDED, ckpt)
+    card = json.loads((ckpt / "card.json").read_text())
+    card["model_id"] = "embedded-retrained-v2"
+    (ckpt / "card.json").write_text(json.dumps(card))
+    profile = dataclasses.replace(get_profile("embedded"), ser_checkpoint=str(ckpt))
+    before = _parts(cat)
+    summary = process_archive(str(archive), str(cat), profile, show_progress=False)
+    assert summary.count("rescored") == 1 and summary.count("processed") == 0
+    after = _parts(cat)
+    changed = sorted({p.split("/")[1] for p in after if before.get(p) != after[p]} - {"failures"})
+    assert changed == ["call_features", "emotions", "trajectories"]
+    c = Catalog(cat)
+    assert c.query("select distinct model_id from emotions").to_pylist() == [{"model_id": "embedded-retrained-v2"}]
+    again = process_archive(str(archive), str(cat), profile, show_progress=False)
+    assert again.count("skipped") == 1 and not again.changed
