@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from pipelines import cli_report, cli_ser, cli_study
+from pipelines import cli_report, cli_ser, cli_serve, cli_study
 
 app = typer.Typer(
     help="speechfin: financial speech analytics (diarization, transcription, speech emotion, event studies).",
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(cli_ser.app, name="ser")
 app.add_typer(cli_study.app, name="study")
 app.add_typer(cli_report.app, name="report")
+app.command("serve")(cli_serve.serve)
 eval_app = typer.Typer(help="Score diarization (DER) and transcription (WER) against references.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -46,6 +47,8 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def _catalog_dir(catalog: Optional[Path]) -> Path:
@@ -62,26 +65,38 @@ def run(
     asr_model: Optional[str] = typer.Option(None, help="faster-whisper model id or local folder (overrides the profile)."),
     diarizer: Optional[str] = typer.Option(None, help="'embedded' or a pyannote pipeline id / local folder."),
     align_model: Optional[str] = typer.Option(None, help="WhisperX alignment model id or folder ('' for none)."),
+    study: Optional[list[str]] = typer.Option(None, "--study", "-s", help="Study spec to run after processing (repeatable; bundled: press_conferences.toml, earnings_calls.toml). Default for the demo archive: press_conferences.toml."),
+    no_study: bool = typer.Option(False, "--no-study", help="Skip the studies."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the call and study reports."),
     force: bool = typer.Option(False, "--force", help="Reprocess calls already in the catalog."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """Process every recording of an archive into the catalog."""
+    """Process every recording of an archive into the catalog, run the studies, write the reports."""
+    studies = [] if no_study else list(study or (["press_conferences.toml"] if archive is None else []))
     archive = archive or DEMO_ARCHIVE
     if not (archive / "manifest.csv").is_file():
         fail(f"{archive}: no manifest.csv here (need columns file, event_type, entity, event_time)")
     quiet_prefect()
     from data_catalog import CatalogError
+    from finance.errors import FinanceError
     from pipelines.archive import ManifestError
-    from pipelines.flows import process_archive
+    from pipelines.flows import main_job
     from pipelines.settings import get_profile
+    from reports import ReportError
 
     prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
     cat = _catalog_dir(catalog)
     try:
-        summary = process_archive(str(archive), str(cat), prof, force, not no_progress)
-    except (ManifestError, CatalogError) as exc:
+        result = main_job(str(archive), str(cat), prof, tuple(studies), not no_report, force, not no_progress)
+    except (ManifestError, CatalogError, FinanceError, ReportError) as exc:
         fail(str(exc))
+    summary = result.archive
     _print_summary(summary)
+    for line in result.studies:
+        typer.echo(f"study {line}")
+    for path in result.reports:
+        typer.echo(f"report written: {path}")
+    typer.echo("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items()))
     if summary.count("processed") == 0 and summary.count("skipped") > 0 and summary.count("failed") == 0:
         typer.echo("nothing to do: every call is already in the catalog")
     if summary.count("failed") and not (summary.count("processed") or summary.count("skipped")):
@@ -100,6 +115,9 @@ def _print_summary(summary) -> None:
         t.add_row(o.file, o.status, o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
                   f"{o.wall_s:.1f}" if o.wall_s else "", rtf, str(o.n_speakers or ""), str(o.n_segments or ""), o.reason)
     Console().print(t)
+    for o in summary.outcomes:
+        if o.stage_seconds:
+            typer.echo(f"{o.file}: " + ", ".join(f"{k} {v:.1f} s" for k, v in o.stage_seconds.items()))
     typer.echo(summary.summary())
 
 

@@ -248,3 +248,78 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
     summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s)
     logger.info(summary.summary())
     return summary
+
+
+# ---------------------------------------------------------------------------- main job
+@task(name="event-study", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
+def study_task(spec: str, catalog_dir: str):
+    """Run one study spec into the catalog (price downloads retry with backoff)."""
+    from finance.studies import run_study
+
+    return run_study(spec, Catalog(catalog_dir))
+
+
+@task(name="report", cache_policy=NONE)
+def report_task(kind: str, catalog_dir: str, key: str, out: str) -> str:
+    import reports
+
+    render = reports.render_call_report if kind == "call" else reports.render_study_report
+    return str(render(Catalog(catalog_dir), key, Path(out)))
+
+
+@dataclass
+class MainJobSummary:
+    archive: ArchiveSummary
+    studies: list[str] = field(default_factory=list)  # one summary line per study
+    reports: list[str] = field(default_factory=list)  # paths written
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [self.archive.summary()]
+        lines += [f"study {s}" for s in self.studies]
+        lines += [f"report {r}" for r in self.reports]
+        lines.append("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()))
+        return "\n".join(lines)
+
+
+@flow(name="speechfin_main", validate_parameters=False, log_prints=True)
+def main_job(archive: str, catalog_dir: str, profile: Profile | None = None, studies: tuple[str, ...] = (),
+             write_reports: bool = True, force: bool = False, show_progress: bool = True) -> MainJobSummary:
+    """The whole path: process the archive (speech + emotions), run the studies on the
+    catalog, and write a report per call and per study into ``CATALOG/reports``.
+
+    Incremental: studies and reports are refreshed only when a call changed, or when they
+    are missing."""
+    logger = get_run_logger()
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    summary = process_archive(archive, catalog_dir, profile, force, show_progress)
+    times["speech and emotions"] = time.perf_counter() - t
+    catalog = Catalog(catalog_dir)
+    out = MainJobSummary(summary, stage_seconds=times)
+    report_dir = catalog.root / "reports"
+    t = time.perf_counter()
+    for spec in studies:
+        from finance.studies import load_spec
+
+        study_id = load_spec(spec).study_id
+        if summary.changed or force or not catalog.has("study_results", study_id):
+            res = study_task(spec, str(catalog.root))
+            out.studies.append(f"{res.study_id}: {len(res.event_study.events)} events kept, {len(res.dropped)} dropped")
+        else:
+            out.studies.append(f"{study_id}: unchanged (no new calls)")
+    times["studies"] = time.perf_counter() - t
+    if write_reports:
+        t = time.perf_counter()
+        changed = {o.call_id for o in summary.outcomes if o.status in ("processed", "rescored")}
+        jobs = [("call", o.call_id, report_dir / f"call_{o.call_id}.html") for o in summary.outcomes
+                if o.call_id and o.status != "failed"]
+        jobs += [("study", spec, report_dir / f"study_{Path(spec).stem}.html") for spec in studies]
+        for kind, key, path in jobs:
+            if path.exists() and not force and not (kind == "call" and key in changed) and not (
+                    kind == "study" and summary.changed):
+                continue
+            out.reports.append(report_task(kind, str(catalog.root), key, str(path)))
+        times["reports"] = time.perf_counter() - t
+    logger.info("main job done in %s", ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    return out

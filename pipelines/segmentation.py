@@ -79,9 +79,13 @@ class SegmentationModel:
 
     def __init__(self, checkpoint: str | Path | None = None, step: float = 1.0, batch_size: int = 32,
                  token: str | None = None):
+        import logging
+
         import torch
         from pyannote.audio import Model
 
+        # the bundled checkpoint is from lightning 1.5: its in-memory upgrade notice is noise
+        logging.getLogger("lightning.pytorch.utilities.migration.utils").setLevel(logging.WARNING)
         path = str(checkpoint or bundled_segmentation_path())
         self.model = Model.from_pretrained(path, token=token or os.environ.get("HF_TOKEN"))
         if self.model is None:

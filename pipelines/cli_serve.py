@@ -1,0 +1,65 @@
+"""`speechfin serve`: serve the archive-watching flow as a Prefect deployment with a schedule.
+
+Only typer and the standard library at module level; Prefect is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def serve(
+    archive: Path = typer.Option(..., "--archive", "-a", help="Folder with recordings and manifest.csv to watch."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog folder (default: $SPEECHFIN_CATALOG or ./speechfin_catalog)."),
+    cron: str = typer.Option("0 6 * * *", "--cron", help="When to look for new recordings (cron, UTC)."),
+    reports: Optional[Path] = typer.Option(None, "--reports", help="Folder for the reports (default: CATALOG/reports)."),
+    study: list[str] = typer.Option([], "--study", help="Study spec to refresh when its sample changes (repeatable)."),
+    fmt: list[str] = typer.Option(["html"], "--format", help="Report format: html or pdf (repeatable)."),
+    profile: str = typer.Option("embedded", "--profile", "-p", help="embedded (offline) or full."),
+    name: Optional[str] = typer.Option(None, "--name", help="Deployment name (default: watch-<archive folder name>)."),
+    once: bool = typer.Option(False, "--once", help="Run the flow once now and exit, without a schedule."),
+) -> None:
+    """Serve the flows as a Prefect deployment on a schedule: each run processes the recordings added
+    since the last one, refreshes the affected studies and reports, and logs a run summary."""
+    if not (archive / "manifest.csv").is_file():
+        _fail(f"{archive}: no manifest.csv here (need an archive folder with columns file, event_type, entity, event_time)", 2)
+    bad = [f for f in fmt if f not in ("html", "pdf")]
+    if bad:
+        _fail(f"--format {bad[0]!r}: use html or pdf", 2)
+    from pipelines.cli import quiet_prefect
+
+    quiet_prefect()
+    from data_catalog import Catalog, CatalogError
+    from finance.errors import FinanceError
+    from finance.studies import load_spec
+    from pipelines.archive import ManifestError
+    from pipelines.flows_serve import ArchiveGoneError, serve_archive, watch_archive
+    from pipelines.settings import default_catalog, get_profile
+
+    cat = (catalog or default_catalog()).expanduser()
+    try:
+        get_profile(profile)
+        for spec in study:
+            load_spec(spec)
+        if once:
+            summary = watch_archive(str(archive), str(cat), str(reports or ""), list(study), profile, list(fmt))
+            typer.echo(summary.summary())
+            return
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=cron, timezone="UTC")
+        except ValueError as exc:
+            _fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", 2)
+        typer.echo(f"serving {archive} -> {Catalog(cat).root} on '{cron}' (UTC); stop with Ctrl-C")
+        serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name)
+    except (ArchiveGoneError, CatalogError, ManifestError, FinanceError, ValueError) as exc:
+        _fail(str(exc).splitlines()[0])
