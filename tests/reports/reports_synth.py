@@ -132,7 +132,8 @@ def synthetic_call(catalog: Catalog, call_id: str = "5a1e5f0c0ffee000", n_segmen
                  n_segments_skipped=int((emo["skip_reason"] != "").sum()), scored_speech_s=float(sc["w"].sum()))
     talk = seg.assign(w=seg["end_s"] - seg["start_s"]).groupby("speaker")["w"].agg(["sum", "count"])
     speakers = [dict(call_id=call_id, speaker=s, role=r, name=nm, voice_id=f"v_{call_id[:10]}_{s}",
-                     talk_time_s=float(talk.loc[s, "sum"]), n_segments=int(talk.loc[s, "count"])) for s, r, nm in SPEAKERS]
+                     talk_time_s=float(talk.loc[s, "sum"]), n_segments=int(talk.loc[s, "count"]))
+                for s, r, nm in SPEAKERS if s in talk.index]
     catalog.write("speakers", call_id, speakers)
     catalog.write("segments", call_id, seg)
     catalog.write("words", call_id, pd.DataFrame(word_rows))
@@ -214,8 +215,7 @@ def synthetic_study(catalog: Catalog, folder: Path, n_events: int = 1000, n_tick
     from finance.calendars import get_calendar
 
     rng = np.random.default_rng(seed)
-    sessions = get_calendar("XNYS").sessions_in_range("2009-01-02", "2016-12-30")
-    sessions = pd.DatetimeIndex(sessions).tz_localize(None) if getattr(sessions, "tz", None) else pd.DatetimeIndex(sessions)
+    sessions = pd.DatetimeIndex(get_calendar("XNYS").between("2009-01-02", "2016-12-30"))
     tickers = [f"T{i:02d}" for i in range(n_tickers)]
     model_id = shipped_card()["model_id"]
     day0 = rng.integers(300, len(sessions) - 20, n_events)
