@@ -67,7 +67,18 @@ class CallData:
         """Scored segments with their times, speaker, role, section and text (operators left out)."""
         df = self.segments.merge(self.emotions.drop(columns=["call_id"], errors="ignore"), on="segment_id")
         df = df[(df["skip_reason"].fillna("") == "") & df["tone"].notna() & ~df["role"].isin(EXCLUDED_ROLES)]
-        return df.assign(duration_s=df["end_s"] - df["start_s"], t_s=(df["start_s"] + df["end_s"]) / 2)
+        words = (df["lm_positive"] + df["lm_negative"]) > 0   # lm_tone is 0, not missing, without tone words
+        return df.assign(duration_s=df["end_s"] - df["start_s"], t_s=(df["start_s"] + df["end_s"]) / 2,
+                         text_tone=df["lm_tone"].where(words))
+
+    @property
+    def end_s(self) -> float:
+        return max(self.call["duration_s"] or 0, self.segments["end_s"].max() if len(self.segments) else 0)
+
+    @property
+    def time_unit(self) -> tuple[float, str]:
+        """Seconds for a call shorter than three minutes, else minutes: (divisor, axis label)."""
+        return (1.0, "seconds into the call") if self.end_s < 180 else (60.0, "minutes into the call")
 
 
 def checkpoint_dirs() -> list[Path]:
@@ -150,8 +161,7 @@ def section_spans(segments: pd.DataFrame) -> list[tuple[str, float, float]]:
     return [tuple(s) for s in spans]
 
 
-def _shade(ax, spans, minutes: bool = True) -> None:
-    k = 60.0 if minutes else 1.0
+def _shade(ax, spans, k: float) -> None:
     for sec, a, b in spans:
         ax.axvspan(a / k, b / k, color=SECTION_COLORS.get(sec, "#eeeeee"), lw=0, zorder=0)
 
@@ -202,8 +212,9 @@ def hotspots(data: CallData) -> tuple[pd.DataFrame, float | None]:
 def extremes(data: CallData, n: int = N_EXTREMES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``n`` most negative and ``n`` most positive scored segments by voice tone."""
     sc = data.scored.sort_values(["tone", "segment_id"])
-    neg = sc.head(n)
-    pos = sc[~sc["segment_id"].isin(neg["segment_id"])].sort_values(["tone", "segment_id"], ascending=[False, True])
+    k_neg = n if len(sc) >= 2 * n else (len(sc) + 1) // 2      # few segments: the lower and the upper half
+    neg = sc.head(k_neg)
+    pos = sc.iloc[k_neg:].sort_values(["tone", "segment_id"], ascending=[False, True])
     return neg, pos.head(n)
 
 
@@ -221,8 +232,8 @@ def speaker_rows(data: CallData) -> list[dict]:
         rows.append({"speaker": r.speaker, "role": r.role, "name": r.name or "", "voice_id": r.voice_id or "",
                      "talk_time_s": r.talk_time_s, "share": r.talk_time_s / total, "n_segments": r.n_segments,
                      "n_scored": len(mine), "voice_tone": _wmean(mine["tone"], mine["duration_s"]) if len(mine) else None,
-                     "text_tone": float(mine["lm_tone"].mean()) if len(mine) and mine["lm_tone"].notna().any() else None,
-                     "n_text": int(mine["lm_tone"].notna().sum()) if len(mine) else 0})
+                     "text_tone": float(mine["text_tone"].mean()) if mine["text_tone"].notna().any() else None,
+                     "n_text": int(mine["text_tone"].notna().sum())})
     return rows
 
 
@@ -234,7 +245,7 @@ def segment_rows(df: pd.DataFrame, data: CallData, max_chars: int = 240) -> list
         text = str(r.text or "")
         rows.append({"segment_id": r.segment_id, "start_s": r.start_s, "end_s": r.end_s,
                      "speaker": _speaker_label(data, r.speaker), "section": SECTION_NAMES.get(r.section, r.section),
-                     "tone": r.tone, "lm_tone": r.lm_tone, "top_class": top, "top_p": probs.get(top),
+                     "tone": r.tone, "lm_tone": getattr(r, "text_tone", r.lm_tone), "top_class": top, "top_p": probs.get(top),
                      "share": getattr(r, "attention_top15_share", None),
                      "text": text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…",
                      "word_times": getattr(r, "word_times", [])})
@@ -287,24 +298,24 @@ def fig_tone(data: CallData, hot: pd.DataFrame) -> Figure:
     spans = section_spans(data.segments)
     order = _speaker_order(data)
     colors = _speaker_colors(order)
+    k, xlabel = data.time_unit
     fig = new_figure(10, 3.8)
     ax = fig.add_subplot()
-    _shade(ax, spans)
+    _shade(ax, spans, k)
     tr = data.trajectories
     for spk in order:
         g = tr[tr["speaker"] == spk].sort_values("t_s")
         if g.empty:
             continue
-        ax.scatter(g["t_s"] / 60, g["tone"], s=7, color=colors[spk], alpha=0.3, lw=0)
-        for k, run in enumerate(_runs(g["t_s"].to_numpy(), MAX_GAP_S)):
-            ax.plot(g["t_s"].iloc[run] / 60, g["tone_smooth"].iloc[run], color=colors[spk], lw=1.8,
-                    marker="_" if run.stop - run.start == 1 else None, label=None if k else _speaker_label(data, spk))
+        ax.scatter(g["t_s"] / k, g["tone"], s=7, color=colors[spk], alpha=0.3, lw=0)
+        for i, run in enumerate(_runs(g["t_s"].to_numpy(), MAX_GAP_S)):
+            ax.plot(g["t_s"].iloc[run] / k, g["tone_smooth"].iloc[run], color=colors[spk], lw=1.8,
+                    marker="_" if run.stop - run.start == 1 else None, label=None if i else _speaker_label(data, spk))
     if len(hot):
-        ax.scatter(hot["t_s"] / 60, np.full(len(hot), 1.04), marker="v", s=22, color="#8b0000", clip_on=False,
+        ax.scatter(hot["t_s"] / k, np.full(len(hot), 1.04), marker="v", s=22, color="#8b0000", clip_on=False,
                    label="attention hotspot", zorder=5)
     ax.axhline(0, color="#555555", lw=0.6)
-    ax.set(xlim=(0, max(data.call["duration_s"] or 0, data.segments["end_s"].max()) / 60), ylim=(-1.05, 1.1),
-           xlabel="minutes into the call", ylabel="voice tone (pos − neg) / (pos + neg)")
+    ax.set(xlim=(0, data.end_s / k), ylim=(-1.05, 1.1), xlabel=xlabel, ylabel="voice tone (pos − neg) / (pos + neg)")
     _section_legend(ax, spans)
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=7, frameon=False)
     return to_figure(fig, "fig-tone", "Voice tone by speaker",
@@ -324,24 +335,24 @@ def fig_probs(data: CallData) -> Figure:
     axes = fig.subplots(max(1, len(shown)), 1, sharex=True, squeeze=False)[:, 0]
     dur = dict(zip(data.segments["segment_id"], data.segments["end_s"] - data.segments["start_s"]))
     cols = [f"p_{lab}" for lab in data.labels]
-    x_max = max(data.call["duration_s"] or 0, data.segments["end_s"].max()) / 60
+    k, xlabel = data.time_unit
     for ax, spk in zip(axes, shown):
         g = data.trajectories[data.trajectories["speaker"] == spk].sort_values("t_s")
         w = g["segment_id"].map(dur).fillna(1.0).to_numpy()
         sm = np.vstack([kernel_smooth(g["t_s"], g[c], w, SMOOTH_BANDWIDTH_S) for c in cols])   # (C, N)
         sm = sm / np.where(sm.sum(0) > 0, sm.sum(0), 1.0)
         t, half = g["t_s"].to_numpy(), w / 2
-        for k, run in enumerate(_runs(t, MAX_GAP_S)):
+        for i, run in enumerate(_runs(t, MAX_GAP_S)):
             # from the start of the run's first segment to the end of its last one
-            tt = np.r_[t[run][0] - half[run][0], t[run], t[run][-1] + half[run][-1]] / 60
+            tt = np.r_[t[run][0] - half[run][0], t[run], t[run][-1] + half[run][-1]] / k
             pp = np.c_[sm[:, run][:, :1], sm[:, run], sm[:, run][:, -1:]]
             ax.stackplot(tt, pp, colors=[CLASS_COLORS.get(lab, None) for lab in data.labels],
-                         labels=data.labels if k == 0 else (), alpha=0.95, lw=0)
-        _shade(ax, spans)
-        ax.set(ylim=(0, 1), xlim=(0, x_max), ylabel="p")
+                         labels=data.labels if i == 0 else (), alpha=0.95, lw=0)
+        _shade(ax, spans, k)
+        ax.set(ylim=(0, 1), xlim=(0, data.end_s / k), ylabel="p")
         ax.set_title(_speaker_label(data, spk), fontsize=8, loc="left")
     axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.12), ncols=len(data.labels), fontsize=7, frameon=False)
-    axes[-1].set_xlabel("minutes into the call")
+    axes[-1].set_xlabel(xlabel)
     more = f" Not shown (less talk time): {', '.join(_speaker_label(data, s) for s in rest)}." if rest else ""
     return to_figure(fig, "fig-probs", "Emotion class probabilities by speaker",
                      f"Class probabilities of model {data.model_id} over each speaker's segments, smoothed with the "
@@ -355,31 +366,32 @@ def fig_text_voice(data: CallData) -> Figure:
 
     sc = data.scored.sort_values("t_s")
     spans = section_spans(data.segments)
+    k, xlabel = data.time_unit
     fig = new_figure(10, 3.4)
     a, b = fig.subplots(1, 2, width_ratios=[2.2, 1])
-    _shade(a, spans)
+    _shade(a, spans, k)
     t, w = sc["t_s"].to_numpy(), sc["duration_s"].to_numpy()
-    a.plot(t / 60, kernel_smooth(t, sc["tone"], w, TEXT_BANDWIDTH_S), color="#1f4e8c", lw=1.8, label="voice tone")
-    if sc["lm_tone"].notna().any():
-        a.plot(t / 60, kernel_smooth(t, sc["lm_tone"], w, TEXT_BANDWIDTH_S), color="#c0392b", lw=1.8,
+    a.plot(t / k, kernel_smooth(t, sc["tone"], w, TEXT_BANDWIDTH_S), color="#1f4e8c", lw=1.8, label="voice tone")
+    if sc["text_tone"].notna().any():
+        a.plot(t / k, kernel_smooth(t, sc["text_tone"], w, TEXT_BANDWIDTH_S), color="#c0392b", lw=1.8,
                ls="--", label="text tone (Loughran-McDonald)")
     a.axhline(0, color="#555555", lw=0.6)
-    a.set(ylim=(-1.05, 1.05), xlabel="minutes into the call", ylabel="tone", xlim=(0, sc["end_s"].max() / 60))
+    a.set(ylim=(-1.05, 1.05), xlabel=xlabel, ylabel="tone", xlim=(0, data.end_s / k))
     a.legend(loc="upper right", fontsize=7, frameon=False)
-    ok = sc[sc["lm_tone"].notna()]
+    ok = sc[sc["text_tone"].notna()]
     roles = sorted(ok["role"].unique())
     colors = _speaker_colors(roles)
     for role in roles:
         g = ok[ok["role"] == role]
-        b.scatter(g["lm_tone"], g["tone"], s=9, alpha=0.6, lw=0, color=colors[role], label=role)
+        b.scatter(g["text_tone"], g["tone"], s=9, alpha=0.6, lw=0, color=colors[role], label=role)
     b.plot([-1, 1], [-1, 1], color="#999999", lw=0.7, ls=":")
     b.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="text tone (segment)", ylabel="voice tone (segment)")
     if roles:
         b.legend(fontsize=7, frameon=False, loc="lower right")
     return to_figure(fig, "fig-text-voice", "Over the call and per segment",
                      f"Left: voice tone and Loughran-McDonald dictionary tone of the non-operator segments, each "
-                     f"smoothed with a {TEXT_BANDWIDTH_S:.0f} s Gaussian kernel (segments without dictionary words "
-                     f"are left out of the text line). Right: one dot per segment with dictionary words "
+                     f"smoothed with a {TEXT_BANDWIDTH_S:.0f} s Gaussian kernel (segments without positive or negative "
+                     f"dictionary words are left out of the text line). Right: one dot per segment with such words "
                      f"({len(ok)} of {len(sc)} scored segments).")
 
 

@@ -126,9 +126,9 @@ def test_text_tone_beside_voice_tone_and_features(page, call):
     assert feats["n_hotspots"] == str(f["n_hotspots"]) and feats["n_segments_scored"] == "495"
     rows = {r[0]: r for r in table_rows(page, "tone-speakers")}
     sc = call["scored"]
-    jane = sc[sc["speaker"] == "S1"]
+    jane = sc[(sc["speaker"] == "S1") & (sc["lm_positive"] + sc["lm_negative"] > 0)]
     assert number(rows["Jane Roe"][3]) == pytest.approx(jane["lm_tone"].mean(), abs=5e-4)
-    assert int(rows["Jane Roe"][4]) == jane["lm_tone"].notna().sum()
+    assert int(rows["Jane Roe"][4]) == len(jane) > 100
 
 
 @needs_chromium
