@@ -46,10 +46,10 @@ def run_one(wav: Path, rttm: Path) -> dict:
     from pipelines.evaluation import diarization_error, read_rttm
     from pipelines.models import load_models
     from pipelines.roles import assign_roles, assign_sections
-    from pipelines.segmentation import run_segmentation
     from pipelines.settings import get_profile
     from pipelines.turns import assign_speakers, build_segments
     from pipelines.vad import detect_speech
+    from pipelines.segmentation import run_segmentation
 
     t0 = time.perf_counter()
     profile = get_profile("embedded")
@@ -71,9 +71,9 @@ def run_one(wav: Path, rttm: Path) -> dict:
         return out
 
     audio = timed("decode", decode_audio, wav)
-    seg = timed("segmentation+vad", run_segmentation, audio, models.segmentation)
-    speech = detect_speech(seg)
-    diar = timed("diarize", diarize, audio, seg, models.encoder, None, profile.diarization)
+    speech = timed("vad", detect_speech, audio, models.vad)
+    seg = timed("segmentation", run_segmentation, audio, models.segmentation)
+    diar = timed("diarize", diarize, audio, seg, models.encoder, None, profile.diarization, speech)
     asr = timed("transcribe", transcribe, audio, speech, models.asr)
 
     def speakers():

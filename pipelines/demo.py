@@ -36,13 +36,13 @@ DEMO_ARCHIVE = Path(__file__).resolve().parent / "demo_archive"
 
 # (espeak voice, speed wpm, pitch 0-99): distinct synthetic voices; the chair is voice 0.
 VOICES: list[tuple[str, int, int]] = [
-    ("en-us+m1", 160, 30),
-    ("en-us+f4", 175, 70),
-    ("en-gb-scotland+m7", 175, 70),
-    ("en-029+f2", 160, 30),
-    ("en-gb-scotland+klatt3", 175, 70),
-    ("en-029+klatt3", 160, 30),
-    ("en-us+klatt", 160, 30),
+    ("en-us+m1", 150, 15),
+    ("en-gb-scotland+f4", 185, 85),
+    ("en-gb-x-rp+m7", 185, 85),
+    ("en-gb-scotland+klatt3", 185, 85),
+    ("en-us+f4", 150, 15),
+    ("en-us+f2", 170, 50),
+    ("en-us+klatt3", 150, 15),
 ]  # chosen among espeak-ng variants to be far apart as speaker embeddings (greedy max-min)
 SENTENCE_GAP_S = 0.25
 TURN_GAP_S = 0.8
@@ -97,7 +97,7 @@ def select_script(utts: list[Utterance], target_s: float, words_per_s: float = 2
     for turn in turns[1:]:
         if used >= budget:
             break
-        limit = 45 if turn[0].speaker != chair else 70
+        limit = 40 if turn[0].speaker != chair else 50
         kept = take(turn, limit)
         out.append(kept)
         used += sum(len(u.text.split()) for u in kept)
@@ -210,9 +210,11 @@ def press_conference_time(date: str) -> datetime:
     return datetime.combine(d, time(14, 30), ZoneInfo("America/New_York")).astimezone(timezone.utc)
 
 
-# Bernanke's "taper tantrum" conference and Powell's December 2018 conference: both inside
-# the S&P 500 history that ships with `arch` (1999-2018), so the demo study has real prices.
-DEFAULT_CALLS = (("20130619", 150.0, ".mp3"), ("20181219", 150.0, ".m4a"))
+# Four conferences inside the S&P 500 history that ships with `arch` (1999-2018), so the demo
+# study has real prices: the "taper tantrum" (Bernanke, 2013), the lift-off (Yellen, 2015),
+# the second hike (Yellen, 2016) and Powell's December 2018 conference.
+DEFAULT_CALLS = (("20130619", 150.0, ".mp3"), ("20151216", 110.0, ".mp3"), ("20161214", 110.0, ".mp3"),
+                 ("20181219", 150.0, ".m4a"))
 
 
 def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> Path:
@@ -223,6 +225,8 @@ def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> 
     for i, (date, seconds, ext) in enumerate(calls):
         turns = select_script(load_transcript(date, fomc_dir), seconds)
         call = synthesize_call(turns, seed=i)
+        if len(call.speakers) < 3:
+            raise ValueError(f"{date}: only {len(call.speakers)} voices in {seconds:.0f} s; give it more time")
         stem = f"fomc_press_conference_{date}"
         encode(call.samples, out / f"{stem}{ext}")
         write_rttm(out / "reference" / f"{stem}.rttm", stem, call.rttm)

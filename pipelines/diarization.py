@@ -30,7 +30,7 @@ import numpy as np
 
 from pipelines.segmentation import LocalSegmentation
 from pipelines.types import Audio, Turn
-from pipelines.vad import binarize
+from pipelines.vad import binarize, speech_mask
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class DiarizationConfig:
     onset: float = 0.5  # local-speaker activation threshold
     link_iou: float = 0.6  # min agreement of two local speakers on the window overlap
     link_min_s: float = 0.3  # min joint activity on the overlap to link
-    max_track_s: float = 10.0  # tracks are cut into pieces at most this long
+    max_track_s: float = 5.0  # tracks are cut into pieces at most this long
     min_embed_s: float = 0.8  # exclusive speech needed for a reliable embedding
+    min_cluster_s: float = 2.0  # smaller clusters are dissolved into their nearest neighbours
     threshold: float = 0.2  # cosine distance at which clustering stops
     min_duration_off: float = 0.0  # fill gaps shorter than this inside one speaker's turns
     max_embed_s: float = 45.0  # audio used per track embedding at most
@@ -234,12 +235,13 @@ def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, thre
 # 5. reconstruction
 # --------------------------------------------------------------------------------------
 def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.ndarray, n_clusters: int,
-                cfg: DiarizationConfig) -> np.ndarray:
+                cfg: DiarizationConfig, speech: list[tuple[float, float]] | None = None) -> np.ndarray:
     """(T, S) bool speaker activity on the global grid.
 
     Cluster score per frame = local activations of its tracks, averaged over the windows
     covering the frame; per frame the ``count`` best clusters are kept, ``count`` being the
-    number of simultaneous speakers the segmentation model sees there.
+    number of simultaneous speakers the segmentation model sees there.  With VAD ``speech``
+    regions, the VAD decides where speech is: count is 0 outside them and at least 1 inside.
     """
     gidx = seg.global_index()  # (C, F)
     agg = np.zeros((seg.num_frames, n_clusters), np.float32)
@@ -249,6 +251,9 @@ def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.nda
         np.add.at(agg, (gidx[cs], s), seg.data[cs, :, k])
     count = np.rint(seg.aggregate((seg.data > cfg.onset).sum(axis=2, keepdims=True).astype(np.float32))[:, 0])
     count = np.minimum(count.astype(np.int64), n_clusters)
+    if speech is not None:
+        mask = speech_mask(speech, seg.num_frames, seg.frame_step)
+        count = np.where(mask, np.maximum(count, 1), 0)
     order = np.argsort(-agg, axis=1)
     out = np.zeros_like(agg, dtype=bool)
     for c in range(1, int(count.max(initial=0)) + 1):
@@ -258,8 +263,8 @@ def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.nda
 
 
 def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_speakers: int | None = None,
-            cfg: DiarizationConfig = DiarizationConfig()) -> Diarization:
-    """Stage function (embedded profile): speaker turns of ``audio``."""
+            cfg: DiarizationConfig = DiarizationConfig(), speech: list[tuple[float, float]] | None = None) -> Diarization:
+    """Stage function (embedded profile): speaker turns of ``audio`` (within VAD ``speech`` if given)."""
     track, active = stitch_tracks(seg, cfg)
     n_tracks = int(track.max()) + 1 if (track >= 0).any() else 0
     if n_tracks == 0:
@@ -278,6 +283,13 @@ def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_s
     labels = np.full(n_tracks, -1, np.int64)
     idx = np.flatnonzero(reliable) if reliable.any() else np.arange(n_tracks)
     labels[idx] = constrained_ahc(E[idx], secs[idx], cannot[np.ix_(idx, idx)], cfg.threshold, num_speakers)
+    # like pyannote's min_cluster_size: a cluster with too little speech is not a speaker
+    size = np.bincount(labels[idx], weights=secs[idx])
+    keep = size >= cfg.min_cluster_s
+    if keep.any() and not keep.all() and (num_speakers is None or keep.sum() >= num_speakers):
+        remap = np.full(len(size), -1)
+        remap[keep] = np.arange(keep.sum())
+        labels[idx] = remap[labels[idx]]
     n_clusters = int(labels.max()) + 1
     centroids = np.stack([E[labels == s].mean(axis=0) for s in range(n_clusters)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
@@ -287,7 +299,7 @@ def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_s
             if cannot[i, labels == s].any():
                 sims[s] = -np.inf
         labels[i] = int(np.argmax(sims)) if np.isfinite(sims).any() else int(np.argmax(centroids @ E[i]))
-    act = reconstruct(seg, track, labels, n_clusters, cfg)
+    act = reconstruct(seg, track, labels, n_clusters, cfg, speech)
     talk = act.sum(axis=0)
     order = np.argsort(-talk)  # SPEAKER_00 talks most
     turns: list[Turn] = []

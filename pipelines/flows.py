@@ -23,6 +23,7 @@ from pipelines.audio import decode_audio, file_sha256
 from pipelines.models import load_emotion, load_models
 from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
 from pipelines.settings import Profile, get_profile
+from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
                               read_call, record_failure, write_call)
 from pipelines.turns import assign_speakers, build_segments
@@ -110,28 +111,17 @@ def decode_task(path: str):
 
 @task(name="voice-activity", cache_policy=NONE)
 def vad_task(audio, profile: Profile):
-    from pipelines.segmentation import run_segmentation
-    from pipelines.vad import detect_speech
-
-    seg = run_segmentation(audio, load_models(profile).segmentation)
-    return seg, detect_speech(seg)
+    return voice_activity(audio, profile)
 
 
 @task(name="diarize", cache_policy=NONE)
-def diarize_task(audio, seg, profile: Profile, num_speakers: int | None):
-    from pipelines.diarization import diarize
-
-    models = load_models(profile)
-    if models.pyannote is not None:
-        return models.pyannote(audio, num_speakers)
-    return diarize(audio, seg, models.encoder, num_speakers, profile.diarization)
+def diarize_task(audio, speech, profile: Profile, num_speakers: int | None):
+    return diarize_audio(audio, profile, num_speakers, speech)
 
 
 @task(name="transcribe", cache_policy=NONE)
 def transcribe_task(audio, speech, profile: Profile):
-    from pipelines.asr import transcribe
-
-    return transcribe(audio, speech, load_models(profile).asr)
+    return transcribe_audio(audio, profile, speech)
 
 
 @task(name="speakers-and-sections", cache_policy=NONE)
@@ -194,9 +184,9 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
         return CallOutcome(entry.file, "rescored", call_id, duration_s=audio.duration_s, wall_s=wall,
                            stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments))
     audio = _run_stage("decode", times, decode_task, entry.path)
-    seg, speech = _run_stage("voice activity", times, vad_task, audio, profile)
+    speech = _run_stage("voice activity", times, vad_task, audio, profile)
     hint = parse_speakers_hint(entry.speakers_hint)
-    diar = _run_stage("diarize", times, diarize_task, audio, seg, profile, hint.num_speakers)
+    diar = _run_stage("diarize", times, diarize_task, audio, speech, profile, hint.num_speakers)
     asr_segments = _run_stage("transcribe", times, transcribe_task, audio, speech, profile)
     segments, speakers = _run_stage("speakers & sections", times, speakers_task, asr_segments, diar,
                                     entry.event_type, entry.speakers_hint)

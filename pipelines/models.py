@@ -15,6 +15,7 @@ log = logging.getLogger("speechfin")
 @dataclass
 class FrontEndModels:
     profile: Profile
+    vad: object  # pipelines.vad.SileroVad
     segmentation: object  # pipelines.segmentation.SegmentationModel
     asr: object  # pipelines.asr.AsrModel
     encoder: object | None = None  # pipelines.diarization.SpeakerEncoder (embedded)
@@ -30,9 +31,11 @@ def load_models(profile: Profile) -> FrontEndModels:
     from pipelines.asr import AsrModel
     from pipelines.diarization import PyannoteDiarizer, SpeakerEncoder
     from pipelines.segmentation import SegmentationModel
+    from pipelines.vad import SileroVad
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
+    vad = SileroVad()
     seg = SegmentationModel(profile.segmentation or None, step=profile.segmentation_step)
     if profile.diarizer == "embedded":
         encoder, pyannote = SpeakerEncoder(), None
@@ -40,9 +43,9 @@ def load_models(profile: Profile) -> FrontEndModels:
         encoder, pyannote = None, PyannoteDiarizer(profile.diarizer)
     asr = AsrModel(profile.asr)
     dt = time.perf_counter() - t0
-    log.info("loaded %s profile models (segmentation, %s diarizer, ASR %s) in %.1f s",
+    log.info("loaded %s profile models (Silero VAD, segmentation, %s diarizer, ASR %s) in %.1f s",
              profile.name, profile.diarizer, asr.model_id, dt)
-    return FrontEndModels(profile, seg, asr, encoder, pyannote, dt)
+    return FrontEndModels(profile, vad, seg, asr, encoder, pyannote, dt)
 
 
 @lru_cache(maxsize=4)

@@ -1,4 +1,7 @@
-"""Plain (Prefect-free) compositions of the front-end stages, for evaluation and benchmarks."""
+"""The front-end stages composed with a profile's models (plain functions, no Prefect).
+
+The flow's tasks call these; evaluation and benchmarks call them too.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +12,42 @@ from pipelines.audio import decode_audio
 from pipelines.diarization import Diarization, diarize
 from pipelines.models import load_models
 from pipelines.segmentation import run_segmentation
-from pipelines.settings import get_profile
+from pipelines.settings import Profile, get_profile
 from pipelines.types import Audio
 from pipelines.vad import detect_speech
 
 
-def diarize_audio(audio: Audio, profile: str = "embedded", num_speakers: int | None = None) -> Diarization:
-    prof = get_profile(profile)
+def _profile(profile: Profile | str) -> Profile:
+    return get_profile(profile) if isinstance(profile, str) else profile
+
+
+def voice_activity(audio: Audio, profile: Profile | str = "embedded") -> list[tuple[float, float]]:
+    return detect_speech(audio, load_models(_profile(profile)).vad)
+
+
+def diarize_audio(audio: Audio, profile: Profile | str = "embedded", num_speakers: int | None = None,
+                  speech: list[tuple[float, float]] | None = None) -> Diarization:
+    """Diarize with the profile's diarizer; the embedded one keeps to the VAD's ``speech``."""
+    prof = _profile(profile)
     models = load_models(prof)
     if models.pyannote is not None:
         return models.pyannote(audio, num_speakers)
-    return diarize(audio, run_segmentation(audio, models.segmentation), models.encoder, num_speakers, prof.diarization)
+    speech = voice_activity(audio, prof) if speech is None else speech
+    return diarize(audio, run_segmentation(audio, models.segmentation), models.encoder, num_speakers,
+                   prof.diarization, speech)
 
 
-def diarize_file(path: str | Path, profile: str = "embedded", num_speakers: int | None = None) -> Diarization:
+def transcribe_audio(audio: Audio, profile: Profile | str = "embedded",
+                     speech: list[tuple[float, float]] | None = None) -> list[AsrSegment]:
+    prof = _profile(profile)
+    speech = voice_activity(audio, prof) if speech is None else speech
+    return transcribe(audio, speech, load_models(prof).asr)
+
+
+def diarize_file(path: str | Path, profile: Profile | str = "embedded", num_speakers: int | None = None) -> Diarization:
     return diarize_audio(decode_audio(path), profile, num_speakers)
 
 
-def transcribe_audio(audio: Audio, profile: str = "embedded") -> list[AsrSegment]:
-    models = load_models(get_profile(profile))
-    speech = detect_speech(run_segmentation(audio, models.segmentation))
-    return transcribe(audio, speech, models.asr)
-
-
-def transcribe_file(path: str | Path, profile: str = "embedded") -> str:
+def transcribe_file(path: str | Path, profile: Profile | str = "embedded") -> str:
     """Transcript text of a recording (VAD + WhisperX chunks, as in the flow)."""
     return " ".join(s.text for s in transcribe_audio(decode_audio(path, min_duration_s=0.1), profile))

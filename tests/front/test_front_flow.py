@@ -71,9 +71,16 @@ def test_catalog_rows_are_consistent(processed):
     assert call["duration_s"] == pytest.approx(out.duration_s)
     assert q("select count(*) n from segments") == [{"n": out.n_segments}]
     assert q("select count(*) n from speakers") == [{"n": out.n_speakers}]
-    assert out.n_speakers == 4  # the 2018-12-19 demo call has 4 synthetic voices
+    from conftest import DEMO
+    from pipelines.evaluation import read_rttm
+
+    ref = next(iter(read_rttm(DEMO / "reference" / "fomc_press_conference_20181219.rttm").values()))
+    voices = {t.speaker for t in ref}
+    assert out.n_speakers == len(voices)  # one speaker per synthetic voice
     roles = q("select role, count(*) n from speakers group by 1 order by 1")
-    assert roles == [{"role": "chair", "n": 1}, {"role": "journalist", "n": 3}]
+    assert roles[0] == {"role": "chair", "n": 1}
+    assert sum(r["n"] for r in roles[1:]) == len(voices) - 1
+    assert {r["role"] for r in roles[1:]} <= {"journalist", "operator"}
     chair = q("select speaker from speakers where role = 'chair'")[0]["speaker"]
     first = q("select speaker, section from segments order by segment_id limit 1")[0]
     assert first == {"speaker": chair, "section": "prepared"}
