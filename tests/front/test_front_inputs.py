@@ -148,3 +148,27 @@ def test_demo_manifest_is_valid():
     assert len(entries) >= 2 and not [e.error for e in entries if e.error]
     assert {e.event_type for e in entries} == {"press_conference"}
     assert all("SYNTHETIC" in e.title for e in entries)
+
+
+def test_audio_track_of_mp4(tmp_path, sample_dir):
+    """An mp4 (AAC audio track, as a video's sound would be) decodes like the wav it came from."""
+    import av
+
+    ref = decode_audio(sample_dir / "sample.wav")
+    out = tmp_path / "call video.mp4"
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("aac", rate=SR, layout="mono")
+        pcm = (ref.samples * 32767).astype(np.int16)
+        for i in range(0, len(pcm), 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 1024], format="s16", layout="mono")
+            frame.sample_rate = SR
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    a = decode_audio(out)
+    assert a.duration_s == pytest.approx(ref.duration_s, abs=0.1)
+    # AAC adds a priming delay: align by cross-correlation before comparing
+    lag = int(np.argmax(np.correlate(a.samples[:SR * 2], ref.samples[:SR], mode="valid")))
+    n = len(ref.samples) - SR
+    assert np.corrcoef(a.samples[lag:lag + n], ref.samples[:n])[0, 1] > 0.95
