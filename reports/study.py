@@ -249,6 +249,8 @@ def fig_caar(data: StudyData) -> Figure | None:
 
 def fig_sample(data: StudyData) -> Figure | None:
     """Events per year, kept and dropped; and the CAR distribution per window."""
+    from matplotlib.ticker import MaxNLocator
+
     ev = data.events
     if ev.empty:
         return None
@@ -258,16 +260,22 @@ def fig_sample(data: StudyData) -> Figure | None:
     counts = pd.crosstab(year, ev["kept"]).reindex(columns=[True, False], fill_value=0)
     a.bar(counts.index, counts[True], color="#1f4e8c", label="kept")
     a.bar(counts.index, counts[False], bottom=counts[True], color="#d64545", label="dropped")
-    a.set(xlabel="year of day 0", ylabel="events", ylim=(0, 1.12 * max(1, counts.sum(axis=1).max())))
-    a.legend(fontsize=8, frameon=False)
-    a.xaxis.get_major_locator().set_params(integer=True)
+    a.set(xlabel="year of day 0", ylabel="events", ylim=(0, 1.12 * max(1, counts.sum(axis=1).max())),
+          xlim=(counts.index.min() - 0.8, counts.index.max() + 0.8))
+    a.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncols=2)
+    if len(counts) <= 12:
+        a.set_xticks(list(counts.index))
+    else:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a.yaxis.set_major_locator(MaxNLocator(integer=True))
     for w, g in data.car.groupby("window", sort=False):
         vals = g["car"].dropna() * 100
         if len(vals):
             b.hist(vals, bins=min(40, max(5, int(math.sqrt(len(vals))))), histtype="step", lw=1.5,
                    label=f"CAR {_window(w)}")
     b.set(xlabel="CAR, percent", ylabel="events")
-    b.legend(fontsize=8, frameon=False)
+    b.yaxis.set_major_locator(MaxNLocator(integer=True))
+    b.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncols=3)
     return to_figure(fig, "fig-sample", "Events per year and CAR distribution",
                      "Left: events per year of day 0, kept or dropped. Right: distribution of the events' CAR per "
                      "event window (table car).")

@@ -15,18 +15,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from serve_helpers import write_manifest
+import pipelines.flows_serve  # noqa: F401 - Prefect sets its console log handler on the session's stderr,
+from serve_helpers import write_manifest  # not on the stream CliRunner swaps in (and closes) below
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+def api_url(prefect_api):
+    return prefect_api
 
 
 def test_archive_deleted_while_served(api_url, tmp_path):

@@ -15,11 +15,8 @@ from serve_helpers import SAMPLE_ROW, acme_study, add_sample_call, pyannote_samp
 
 
 @pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def harness(prefect_api):
+    return prefect_api
 
 
 def _parts(cat: Path) -> dict[str, int]:
