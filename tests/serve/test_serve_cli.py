@@ -26,13 +26,16 @@ def api_url(prefect_api):
     return prefect_api
 
 
-def test_archive_deleted_while_served(api_url, tmp_path):
-    """The served process stops with one line and exit 1; nothing is written to the catalog."""
+def test_served_deployment_runs_then_stops_when_the_archive_is_deleted(api_url, tmp_path):
+    """`speechfin serve` registers the deployment with its schedule, executes a run of it triggered
+    through the API, and stops with one line and exit 1 when the archive folder is deleted."""
     from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
 
     archive, cat = tmp_path / "archive", tmp_path / "catalog"
     write_manifest(archive, [])
-    env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "prefect-home"),
+               PREFECT_RUNNER_POLL_FREQUENCY="1")
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--archive", str(archive), "--catalog",
                              str(cat), "--cron", "15 5 * * 1-5", "--name", "watch-test"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -47,6 +50,9 @@ def test_archive_deleted_while_served(api_url, tmp_path):
         assert dep is not None, proc.communicate(timeout=30)
         assert [s.schedule.cron for s in dep.schedules] == ["15 5 * * 1-5"]
         assert dep.parameters["archive"] == str(archive.resolve()) and dep.parameters["catalog_dir"] == str(cat.resolve())
+        run = run_deployment("watch_archive/watch-test", timeout=120)      # executed by the served process
+        assert run.state.is_completed(), run.state
+        assert not any((cat / "tables").rglob("*.parquet"))                # an empty archive: nothing written
         shutil.rmtree(archive)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -73,6 +79,17 @@ def test_bad_arguments(tmp_path, args, message):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: " + message.format(tmp=tmp_path)), r.stderr
     assert not (tmp_path / "cat").exists()
+
+
+def test_serve_once(api_url, tmp_path):
+    from pipelines.cli import app
+
+    write_manifest(tmp_path / "archive", [])
+    r = CliRunner().invoke(app, ["serve", "-a", str(tmp_path / "archive"), "-c", str(tmp_path / "cat"), "--once"])
+    assert r.exit_code == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"watch {tmp_path / 'archive'} -> catalog {(tmp_path / 'cat').resolve()}: nothing new "
+                           f"(0 file(s) known); studies and reports up to date")
 
 
 def test_deployment_of_the_serve_command(tmp_path):
