@@ -80,7 +80,7 @@ def run(
     from data_catalog import CatalogError
     from finance.errors import FinanceError
     from pipelines.archive import ManifestError
-    from pipelines.flows import main_job
+    from pipelines.flows_main import main_job
     from pipelines.settings import get_profile
     from reports import ReportError
 
@@ -92,11 +92,8 @@ def run(
         fail(str(exc))
     summary = result.archive
     _print_summary(summary)
-    for line in result.studies:
-        typer.echo(f"study {line}")
-    for path in result.reports:
-        typer.echo(f"report written: {path}")
-    typer.echo("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items()))
+    for line in result.summary().splitlines()[len(summary.summary().splitlines()):]:
+        typer.echo(line)
     if summary.count("processed") == 0 and summary.count("skipped") > 0 and summary.count("failed") == 0:
         typer.echo("nothing to do: every call is already in the catalog")
     if summary.count("failed") and not (summary.count("processed") or summary.count("skipped")):
