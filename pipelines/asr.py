@@ -40,6 +40,7 @@ class AsrConfig:
     language: str = "en"
     align_model: str = ""  # "" = faster-whisper word timestamps
     max_chunk_s: float = 30.0
+    pad_s: float = 0.2  # context added around each chunk: VAD edges must not clip words
     threads: int = 0  # 0 = all cores
 
 
@@ -112,7 +113,11 @@ def transcribe(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel, p
     chunks = asr.chunks(speech)
     total = sum(b - a for a, b in chunks)
     done, out = 0.0, []
-    for a, b in chunks:
+    pad = asr.config.pad_s
+    for i, (a, b) in enumerate(chunks):
+        # padded, but never into the neighbouring chunk (a word would be decoded twice)
+        a = max(0.0, a - pad, (chunks[i - 1][1] + a) / 2 if i else 0.0)
+        b = min(audio.duration_s, b + pad, (b + chunks[i + 1][0]) / 2 if i + 1 < len(chunks) else audio.duration_s)
         x = audio.slice(a, b)
         segments, _ = model.transcribe(
             x, language=asr.config.language, beam_size=asr.config.beam_size, word_timestamps=True,
