@@ -22,12 +22,18 @@ def mean_std(frames: Sequence[np.ndarray]) -> np.ndarray:
 
 def linear_probe_cv(frames: Sequence[np.ndarray], y: np.ndarray, speakers: np.ndarray,
                     labels: Sequence[str], k: int = 5, c: float = 1.0) -> CVResult:
-    """Standardise + multinomial logistic regression (L2, C=c), speaker-independent k folds."""
+    """The probe on frames: mean+std pooled, then ``probe_cv``."""
+    return probe_cv(mean_std(frames), y, speakers, labels, k, c)
+
+
+def probe_cv(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, labels: Sequence[str], k: int = 5,
+             c: float = 1.0) -> CVResult:
+    """Standardise + multinomial logistic regression (L2, C=c) on utterance features x (N, F),
+    speaker-independent k folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = mean_std(frames)
     results, held = [], []
     for i, test_idx in enumerate(speaker_folds(speakers, k)):
         train_idx = np.setdiff1d(np.arange(len(y)), test_idx)

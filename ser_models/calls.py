@@ -105,7 +105,7 @@ def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.Data
     enc = scorer.audio_encoder
     frames_all = None
     if enc is not None and len(segments):
-        frames_all = enc.encode([samples])[0]          # the whole call, once: (T, D) or (L, T, D)
+        frames_all = scorer.encode_recording(samples)   # the whole call, once, in 30 s windows: (T, D)
     win_frames, win_texts, owner, win_len, win_start = [], [], [], [], []
     skip = {}
     for row in segments.itertuples(index=False):

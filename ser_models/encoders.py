@@ -435,26 +435,15 @@ class HFTextEncoder(FrameEncoder):
 
     def _encode_batch(self, inputs: list, grad: bool = False) -> list:
         texts = [t if isinstance(t, str) else "" for t in inputs]
-        dim = self._model.config.hidden_size
-        n_layers = self._model.config.num_hidden_layers + 1
-        nonempty = [i for i, t in enumerate(texts) if t.strip()]
-        res: list = [None] * len(texts)
-        if nonempty:
-            tok = self._tokenizer([texts[i] for i in nonempty], padding=True, truncation=True,
-                                  max_length=self.config.max_tokens, return_tensors="pt")
-            with torch.set_grad_enabled(grad):
-                out = self._model(**tok, output_hidden_states=True)
-                hs = _select_layers(out.hidden_states, self.config.layers)
-            for j, i in enumerate(nonempty):
-                h = hs[j, ..., : int(tok["attention_mask"][j].sum()), :]
-                res[i] = h if grad else h.detach().float().numpy()
-        for i, r in enumerate(res):
-            if r is None:
-                n_sel = 1 if self.config.layers == "last" else (
-                    n_layers if self.config.layers == "all" else len(self.config.layers.split(",")))
-                shape = (0, dim) if n_sel == 1 else (n_sel, 0, dim)
-                res[i] = torch.zeros(shape) if grad else np.zeros(shape, np.float32)
-        return res
+        tok = self._tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_tokens,
+                              return_tensors="pt")
+        with torch.set_grad_enabled(grad):
+            out = self._model(**tok, output_hidden_states=True)
+            hs = _select_layers(out.hidden_states, self.config.layers)      # (B, [L,] T, D)
+        # an empty (or blank) text keeps no token at all: zero frames
+        lengths = [int(m.sum()) if t.strip() else 0 for m, t in zip(tok["attention_mask"], texts)]
+        return [hs[j, ..., :n, :] if grad else hs[j, ..., :n, :].detach().float().numpy()
+                for j, n in enumerate(lengths)]
 
 
 def build_encoder(config: EncoderConfig, cache_dir: str | Path | None = None,

@@ -71,7 +71,6 @@ def train_experiment(exp: Experiment, out_dir: str | Path, corpus_dir: str | Pat
     cv = None
     if cv_folds:
         cv, _ = cross_validate(exp.model, exp.train, data, featurizer, cv_folds, progress)
-        log.info("%s", cv.summary())
     model = fit(exp.model, exp.train, data, featurizer, progress, desc="final model")
     probs, att = predict(model, data, featurizer)
     train_fit = EvalResult(exp.model.labels, data.y, probs.argmax(1), title="training fit")

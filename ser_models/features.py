@@ -76,10 +76,11 @@ def top_share(weights: np.ndarray, fraction: float = 0.15) -> float:
 
 def top_words(weights: np.ndarray, times: np.ndarray, words: Sequence[tuple[str, float, float]],
               k: int = 3) -> list[str]:
-    """The ``k`` words whose time span [start, end) holds the most attention mass.
+    """The ``k`` distinct words whose time span [start, end) holds the most attention mass.
 
     weights: (T,) frame attention; times: (T,) frame centre times (s, same clock as words);
-    words: (word, start_s, end_s).  Words with no frame inside get no mass; ties keep order.
+    words: (word, start_s, end_s).  Punctuation is stripped; a word said twice counts once,
+    with its best occurrence; words with no frame inside get no mass; ties keep order.
     """
     mass = []
     for i, (word, a, b) in enumerate(words):
@@ -88,7 +89,11 @@ def top_words(weights: np.ndarray, times: np.ndarray, words: Sequence[tuple[str,
         clean = re.sub(r"^\W+|\W+$", "", word)
         if m > 0 and clean:
             mass.append((-m, i, clean))
-    return [w for _, _, w in sorted(mass)[:k]]
+    out: list[str] = []
+    for _, _, w in sorted(mass):
+        if w.lower() not in {o.lower() for o in out}:
+            out.append(w)
+    return out[:k]
 
 
 @lru_cache(maxsize=1)

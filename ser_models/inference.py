@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from ser_models.checkpoint import Card, load_checkpoint
-from ser_models.encoders import build_encoder
+from ser_models.encoders import CHUNK_S, SAMPLE_RATE, build_encoder
 from ser_models.model import BimodalSER
 from ser_models.train import Featurizer, SERData, predict
 
@@ -53,6 +54,24 @@ class EmotionScorer:
     @property
     def audio_encoder(self):
         return self.featurizer.encoders.get("audio")
+
+    def encode_recording(self, samples: np.ndarray) -> np.ndarray:
+        """Audio frames (T, D) of a whole recording: encoded in CHUNK_S windows, a batch of
+        windows at a time; several hidden layers are mixed at once with the model's learned
+        layer weights, so an hour of audio holds one (T, D) array, not (L, T, D)."""
+        enc = self.audio_encoder
+        step = int(CHUNK_S * SAMPLE_RATE)
+        chunks = [samples[a: a + step] for a in range(0, len(samples), step)]
+        mix = self.model.branches["audio"].mix
+        out = []
+        bs = max(1, enc.config.batch_size)
+        for a in range(0, len(chunks), bs):
+            for f in enc.encode(chunks[a: a + bs]):
+                if f.ndim == 3:
+                    with torch.no_grad():
+                        f = mix(torch.from_numpy(f.astype(np.float32))[None])[0].numpy()
+                out.append(f)
+        return np.concatenate(out, axis=0) if out else np.zeros((0, self.model.config.audio_dim), np.float32)
 
     def encode_text(self, texts: Sequence[str]) -> list | None:
         return self.featurizer.encoders["text"].encode(list(texts)) if "text" in self.featurizer.encoders else None

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import tomllib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,6 +29,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 from ser_models.corpus import Corpus, speaker_folds
 from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, encode_packed, pad_frames

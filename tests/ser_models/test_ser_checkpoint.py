@@ -97,7 +97,7 @@ def test_shipped_embedded_checkpoint():
     assert size <= 5 * 2**20
     model, card = load_checkpoint()
     assert card.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-    assert card.config.audio.kind in ("whisper_ct2", "egemaps") and not card.config.audio.name
+    assert card.config.audio.kind in ("whisper", "whisper_ct2", "egemaps") and not card.config.audio.name  # bundled
     assert card.config.text is None or card.config.text.kind == "minilm"
     assert "NC" in card.raw["corpus"]["licence"] and card.raw["noncommercial"] is True
     assert "non-commercial" in card.raw["note"]

@@ -165,3 +165,18 @@ def test_segment_outside_the_audio_and_no_segments(scorer):
     empty = score_call_emotions(audio, [], speakers, scorer=scorer)
     assert len(empty.emotions) == 0 and len(empty.call_features) == 1
     assert empty.call_features["n_segments_scored"].iloc[0] == 0
+
+
+def test_recording_frames_mix_layers_chunk_by_chunk(scorer):
+    """encode_recording = the encoder's 30 s windows, layers mixed with the model's weights."""
+    import torch
+
+    audio, *_ = fake_call()
+    x = audio.samples[: 40 * 16000]                       # two windows: 30 s + 10 s
+    frames = scorer.encode_recording(x)
+    raw = scorer.audio_encoder.encode([x])[0]             # (T, D) or (L, T, D), concatenated windows
+    if raw.ndim == 3:
+        w = torch.softmax(scorer.model.branches["audio"].mix.logits.detach(), 0).numpy()
+        raw = np.einsum("ltd,l->td", raw, w)
+    assert frames.shape == raw.shape == (2000, scorer.model.config.audio_dim)
+    assert np.allclose(frames, raw, atol=1e-5)

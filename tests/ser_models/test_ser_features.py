@@ -46,6 +46,8 @@ def test_top_words_by_attention_mass_through_timestamps():
     assert top_words(w, times, words) == ["Revenue", "strongly", "grew"]
     assert top_words(w, times, words, k=1) == ["Revenue"]
     assert top_words(w, times, []) == []
+    repeated = [("the", 0.0, 0.3), ("The", 0.5, 0.9), ("fall", 0.3, 0.5)]   # the: .5 and .4, fall: .1
+    assert top_words(w, times, repeated) == ["the", "fall"]
 
 
 def test_lm_scores_count_the_dictionary_words():
