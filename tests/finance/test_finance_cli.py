@@ -188,7 +188,10 @@ def test_regress_joins_call_features_from_the_catalog(files, tmp_path):
     rng = np.random.default_rng(5)
     tone = dict(zip(ids, rng.normal(size=len(ids))))
     for cid in ids:  # the events are calls: event_id is the call_id
-        cat.write("call_features", cid, [{"call_id": cid, "model_id": "ser-a", "executive_qa_tone": tone[cid]}])
+        from data_catalog import TABLES
+
+        row = {c: None for c in TABLES["call_features"].columns}
+        cat.write("call_features", cid, [row | {"call_id": cid, "model_id": "ser-a", "executive_qa_tone": tone[cid]}])
     res = run("regress", "--data", out / "car.parquet", "--window", "-1:1", "--catalog", tmp_path / "catalog",
               "--formula", "car ~ executive_qa_tone", "--cov", "nonrobust", "--out", tmp_path / "reg")
     assert res.exit_code == 0, res.output

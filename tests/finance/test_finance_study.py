@@ -23,6 +23,14 @@ FOMC = ["2011-04-27", "2011-06-22", "2011-11-02", "2012-01-25", "2012-04-25", "2
         "2018-03-21", "2018-06-13", "2018-09-26", "2018-12-19"]
 
 
+def feature_row(call_id: str, model_id: str, **values) -> dict:
+    """A ``call_features`` row: every documented column (NaN where not given) plus ``values``."""
+    from data_catalog import TABLES
+
+    row = {c: None for c in TABLES["call_features"].columns}
+    return row | {"call_id": call_id, "model_id": model_id} | values
+
+
 def add_calls(cat: Catalog, rows: list[tuple[str, str, str, pd.Timestamp]], features: dict[str, dict]) -> None:
     """rows: (call_id, event_type, entity, event_time UTC)."""
     for call_id, event_type, entity, when in rows:
@@ -30,7 +38,7 @@ def add_calls(cat: Catalog, rows: list[tuple[str, str, str, pd.Timestamp]], feat
             call_id=call_id, event_type=event_type, entity=entity, event_time=when, language="en", duration_s=3000.0,
             source_uri=f"file:///{call_id}.wav", title=call_id, processed_at=pd.Timestamp("2024-01-01", tz="UTC"),
             pipeline_version="test", profile="embedded")])
-        cat.write("call_features", call_id, [dict(call_id=call_id, model_id="ser-test", **features[call_id])])
+        cat.write("call_features", call_id, [feature_row(call_id, "ser-test", **features[call_id])])
 
 
 def fomc_catalog(path, dates, seed=0) -> Catalog:
