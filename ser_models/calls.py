@@ -93,6 +93,19 @@ def _windows(a: float, b: float, max_len: float) -> list[tuple[float, float]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+def skip_reason(samples: np.ndarray, start_s: float, end_s: float, cfg: EmotionConfig, sample_rate: int) -> str:
+    """'' for a segment to score, else why it is skipped (outside_audio, too_short, silent)."""
+    duration = len(samples) / sample_rate
+    end_s = min(end_s, duration)
+    if start_s >= duration:
+        return "outside_audio"
+    if end_s - start_s < cfg.min_duration_s:
+        return "too_short"
+    if rms_dbfs(samples[int(start_s * sample_rate): int(end_s * sample_rate)]) < cfg.silence_dbfs:
+        return "silent"
+    return ""
+
+
 def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.DataFrame,
                    words: pd.DataFrame | None = None, cfg: EmotionConfig = EmotionConfig(),
                    sample_rate: int = 16_000) -> pd.DataFrame:
@@ -101,66 +114,55 @@ def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.Data
     duration = len(samples) / sample_rate
     words = words if words is not None and len(words) else pd.DataFrame(columns=["segment_id", "word", "start_s", "end_s"])
     by_seg = {k: list(zip(g["word"], g["start_s"], g["end_s"])) for k, g in words.groupby("segment_id")}
-    labels = scorer.labels
-    enc = scorer.audio_encoder
-    frames_all = None
-    if enc is not None and len(segments):
-        frames_all = scorer.encode_recording(samples)   # the whole call, once, in 30 s windows: (T, D)
-    win_frames, win_texts, owner, win_len, win_start = [], [], [], [], []
-    skip = {}
-    for row in segments.itertuples(index=False):
-        a, b = float(row.start_s), min(float(row.end_s), duration)
-        if a >= duration:
-            skip[row.segment_id] = "outside_audio"
-        elif b - a < cfg.min_duration_s:
-            skip[row.segment_id] = "too_short"
-        elif rms_dbfs(samples[int(a * sample_rate): int(b * sample_rate)]) < cfg.silence_dbfs:
-            skip[row.segment_id] = "silent"
-        if row.segment_id in skip:
+    labels, enc = scorer.labels, scorer.audio_encoder
+    skip = {r.segment_id: skip_reason(samples, float(r.start_s), float(r.end_s), cfg, sample_rate)
+            for r in segments.itertuples(index=False)}
+    # windows of the scored segments: (segment_id, start_s, end_s, text)
+    windows = []
+    for r in segments.itertuples(index=False):
+        if skip[r.segment_id]:
             continue
-        wins = _windows(a, b, cfg.max_window_s)
-        for wa, wb in wins:
-            if frames_all is not None:
-                win_frames.append(slice_frames(frames_all, enc.hop_s, wa, wb))
-            seg_words = by_seg.get(row.segment_id, [])
-            in_win = [w for w, s, e in seg_words if wa <= (s + e) / 2 < wb]
-            win_texts.append(" ".join(in_win) if len(wins) > 1 and in_win else str(row.text or ""))
-            owner.append(row.segment_id)
-            win_len.append(wb - wa)
-            win_start.append(wa)
-    probs, att = scorer.score_frames(win_frames if enc is not None else None, win_texts)
-    owner, win_len = np.array(owner), np.array(win_len)
-    rows = []
-    for row in segments.itertuples(index=False):
-        out = {"segment_id": row.segment_id, **lm_scores(str(row.text or ""))}
-        sel = np.flatnonzero(owner == row.segment_id)
-        if row.segment_id in skip or not len(sel):
-            out |= {f"p_{lab}": np.nan for lab in labels}
-            out |= {"tone": np.nan, "arousal": np.nan, "valence": np.nan, "attention_top15_share": np.nan,
-                    "top_words": "", "n_windows": 0, "skip_reason": skip.get(row.segment_id, "not_scored")}
-            rows.append(out)
-            continue
-        share = win_len[sel] / win_len[sel].sum()
-        p = (probs[sel] * share[:, None]).sum(0)
-        out |= {f"p_{lab}": float(v) for lab, v in zip(labels, p)}
-        out["tone"] = float(tone(p, labels)[0])
-        ar, va = arousal_valence(p, labels)
-        out["arousal"], out["valence"] = float(ar[0]), float(va[0])
-        if att and att[sel[0]] is not None:
-            w = np.concatenate([att[i] * s for i, s in zip(sel, share)])
-            t = np.concatenate([win_start[i] + frame_times(len(att[i]), enc.hop_s) for i in sel])
-            out["attention_top15_share"] = top_share(w, cfg.top_fraction)
-            out["top_words"] = "|".join(top_words(w, t, by_seg.get(row.segment_id, []), cfg.n_top_words))
-        else:
-            out["attention_top15_share"], out["top_words"] = np.nan, ""
-        out["n_windows"], out["skip_reason"] = len(sel), ""
-        rows.append(out)
-    n_skip = len(skip)
-    log.info("scored %d segments (%d windows) in %.1f s; skipped %d (%s)", len(segments) - n_skip, len(owner),
-             time.time() - t0, n_skip, ", ".join(f"{k}: {v}" for k, v in pd.Series(skip).value_counts().items()) or "none")
+        spans = _windows(float(r.start_s), min(float(r.end_s), duration), cfg.max_window_s)
+        for wa, wb in spans:
+            in_win = [w for w, s, e in by_seg.get(r.segment_id, []) if wa <= (s + e) / 2 < wb]
+            windows.append((r.segment_id, wa, wb, " ".join(in_win) if len(spans) > 1 and in_win else str(r.text or "")))
+    frames = None
+    if enc is not None:
+        call_frames = scorer.encode_recording(samples) if windows else None   # the call, once, in 30 s windows
+        frames = [slice_frames(call_frames, enc.hop_s, wa, wb) for _, wa, wb, _ in windows]
+    probs, att = scorer.score_frames(frames, [w[3] for w in windows])
+    owner = np.array([w[0] for w in windows])
+    rows = [_segment_row(r, skip[r.segment_id], np.flatnonzero(owner == r.segment_id), windows, probs, att,
+                         by_seg.get(r.segment_id, []), labels, enc.hop_s if enc else 0.0, cfg)
+            for r in segments.itertuples(index=False)]
+    skipped = pd.Series([v for v in skip.values() if v])
+    log.info("scored %d segments (%d windows) in %.1f s; skipped %d (%s)", len(segments) - len(skipped), len(windows),
+             time.time() - t0, len(skipped), ", ".join(f"{k}: {v}" for k, v in skipped.value_counts().items()) or "none")
     cols = (["segment_id"] + [f"p_{lab}" for lab in labels] + ["tone", "arousal", "valence", "attention_top15_share",
             "top_words", *LM_COLUMNS, "n_windows", "skip_reason"])
     return pd.DataFrame(rows, columns=cols)
+
+
+def _segment_row(r, skip: str, sel: np.ndarray, windows: list, probs: np.ndarray, att: list, words: list,
+                 labels, hop_s: float, cfg: EmotionConfig) -> dict:
+    """One ``emotions`` row from the segment's windows ``sel`` (probabilities weighted by
+    window duration; attention concatenated with the same weights)."""
+    out = {"segment_id": r.segment_id, **lm_scores(str(r.text or "")), "skip_reason": skip, "n_windows": len(sel),
+           "top_words": "", "attention_top15_share": np.nan}
+    if skip:
+        return out | {f"p_{lab}": np.nan for lab in labels} | {"tone": np.nan, "arousal": np.nan, "valence": np.nan}
+    length = np.array([windows[i][2] - windows[i][1] for i in sel])
+    share = length / length.sum()
+    p = (probs[sel] * share[:, None]).sum(0)
+    ar, va = arousal_valence(p, labels)
+    out |= {f"p_{lab}": float(v) for lab, v in zip(labels, p)}
+    out |= {"tone": float(tone(p, labels)[0]), "arousal": float(ar[0]), "valence": float(va[0])}
+    if att and att[sel[0]] is not None:
+        w = np.concatenate([att[i] * s for i, s in zip(sel, share)])
+        t = np.concatenate([windows[i][1] + frame_times(len(att[i]), hop_s) for i in sel])
+        out["attention_top15_share"] = top_share(w, cfg.top_fraction)
+        out["top_words"] = "|".join(top_words(w, t, words, cfg.n_top_words))
+    return out
 
 
 def trajectories(emotions: pd.DataFrame, segments: pd.DataFrame, labels, bandwidth_s: float = 30.0) -> pd.DataFrame:
