@@ -19,7 +19,9 @@ from ser_models.corpus import load_corpus
 from ser_models.inference import EmotionScorer
 from ser_models.train import Featurizer, TrainConfig, fit, load_experiment, predict
 
-from ser_helpers import RAVDESS, SHARED
+from pipelines.emotion import score_call_emotions
+
+from ser_helpers import RAVDESS, SHARED, fake_call
 
 FULL = Path(__file__).resolve().parents[2] / "ser_models" / "configs" / "full.toml"
 EMOTIONS = ("neutral", "happy", "sad", "angry")
@@ -119,6 +121,15 @@ def test_full_profile_train_finetune_and_checkpoint_round_trip(tiny_models, smal
     assert np.allclose(p2, probs, atol=1e-5)                                  # identical after the round trip
     assert len(att) == 16 and all(abs(a.sum() - 1) < 1e-5 for a in att)
     assert card.model_id == card2.model_id
+
+    # the flow's emotion stage with the bimodal checkpoint (text branch on the transcripts)
+    audio, segments, speakers, truth = fake_call()
+    out = score_call_emotions(audio, segments, speakers, checkpoint=tmp_path / "ckpt")
+    e = out.emotions.set_index("segment_id")
+    scored = e[e["skip_reason"] == ""]
+    assert len(scored) == 6 and np.allclose(scored[[f"p_{c}" for c in EMOTIONS]].sum(axis=1), 1.0)
+    assert e.loc[7, "skip_reason"] == "" and np.isfinite(e.loc[7, "tone"])    # empty transcript: text pools to 0
+    assert out.model_id == card.model_id and len(out.call_features) == 1
 
 
 def test_full_profile_frozen_cli_train(tiny_models, small_corpus, tmp_path):
