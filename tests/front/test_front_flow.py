@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, copy_demo_call
+from front_paths import REPO, copy_demo_call
 from data_catalog import TABLES, Catalog
 
 
@@ -71,7 +71,7 @@ def test_catalog_rows_are_consistent(processed):
     assert call["duration_s"] == pytest.approx(out.duration_s)
     assert q("select count(*) n from segments") == [{"n": out.n_segments}]
     assert q("select count(*) n from speakers") == [{"n": out.n_speakers}]
-    from conftest import DEMO
+    from front_paths import DEMO
     from pipelines.evaluation import read_rttm
 
     ref = next(iter(read_rttm(DEMO / "reference" / "fomc_press_conference_20181219.rttm").values()))

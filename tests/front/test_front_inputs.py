@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DEMO
+from front_paths import DEMO
 from pipelines.archive import ManifestError, read_manifest
 from pipelines.audio import AudioError, decode_audio
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DEMO
+from front_paths import DEMO
 from pipelines.audio import decode_audio
 from pipelines.diarization import constrained_ahc
 from pipelines.evaluation import diarization_error, read_rttm, read_stm, word_error
@@ -113,7 +113,7 @@ def test_der_metric_matches_hand_computation():
 
 def test_wer_on_real_earnings_call_clips(models):
     """Real earnings-call audio (Twitter Q4 2016, sentence clips with aligned text)."""
-    from conftest import SHARED
+    from front_paths import SHARED
     from pipelines.evaluation import read_labels
     from pipelines.speech import transcribe_file
 

@@ -99,7 +99,7 @@ def synthetic_call(catalog: Catalog, call_id: str = "5a1e5f0c0ffee000", n_segmen
         else:
             ar, va = arousal_valence(p[None], labels)
             row.update(tone=float(tone(p[None], labels)[0]), arousal=float(ar[0]), valence=float(va[0]),
-                       attention_top15_share=float(rng.beta(5, 7)), top_words="|".join(rng.choice(words, 3, replace=False)),
+                       attention_top15_share=float(np.clip(thr + 0.1 * rng.normal(), 0.15, 1.0)), top_words="|".join(rng.choice(words, 3, replace=False)),
                        n_windows=int(np.ceil(dur / 20)), skip_reason="")
         row.update(lm_positive=pos / len(words), lm_negative=neg / len(words), lm_uncertainty=0.0,
                    lm_tone=(pos - neg) / (pos + neg) if pos + neg else np.nan)
