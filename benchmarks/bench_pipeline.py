@@ -63,11 +63,13 @@ def run_one(wav: Path, rttm: Path) -> dict:
         pass
     load_s = time.perf_counter() - t0
     times: dict[str, float] = {}
+    peak: dict[str, float] = {}  # peak RSS (MB) of the process at the end of each stage
 
     def timed(name, fn, *a, **k):
         t = time.perf_counter()
         out = fn(*a, **k)
         times[name] = time.perf_counter() - t
+        peak[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return out
 
     audio = timed("decode", decode_audio, wav)
@@ -88,7 +90,7 @@ def run_one(wav: Path, rttm: Path) -> dict:
         timed("emotions", score_call_emotions, audio, segments, spk, audio.call_id, scorer=scorer)
     ref = next(iter(read_rttm(rttm).values()))
     der = diarization_error(ref, diar.turns)
-    return {"audio_s": audio.duration_s, "load_s": load_s, "stages": times,
+    return {"audio_s": audio.duration_s, "load_s": load_s, "stages": times, "peak_after": peak,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "der": der.der, "speakers": len(diar.speakers), "ref_speakers": len({t.speaker for t in ref}),
             "segments": len(segments)}
@@ -113,7 +115,7 @@ def main() -> None:
         print(f"\n== {minutes:g}-minute call ({r['audio_s']:.0f} s audio, {r['ref_speakers']} voices): "
               f"models loaded in {r['load_s']:.1f} s (not in RTF)")
         for name, sec in r["stages"].items():
-            print(f"  {name:<20} {sec:8.1f} s   RTF {sec / r['audio_s']:.4f}")
+            print(f"  {name:<20} {sec:8.1f} s   RTF {sec / r['audio_s']:.4f}   peak RSS so far {r['peak_after'][name]:6.0f} MB")
         print(f"  {'TOTAL':<20} {total:8.1f} s   RTF {total / r['audio_s']:.4f}   (x{r['audio_s'] / total:.1f} real time)")
         print(f"  peak RSS {r['peak_rss_mb']:.0f} MB; DER {100 * r['der']:.2f}% "
               f"({r['speakers']} speakers found); {r['segments']} segments")

@@ -5,6 +5,12 @@ on the same 5 speaker-independent folds (actors 01-04, 05-08, ..., 17-20).
     .venv/bin/python benchmarks/ser_ablation.py --epochs 5      # quick look
     .venv/bin/python benchmarks/ser_ablation.py --rtf           # emotion-stage real-time factor only
 
+Training runs on one thread, so on 2 cores the rows can be split over two processes that
+append to one results file; the last one to finish prints the whole table (or ``--table``):
+
+    .venv/bin/python benchmarks/ser_ablation.py --rows probe,modality --results abl.jsonl &
+    .venv/bin/python benchmarks/ser_ablation.py --rows pooling --results abl.jsonl
+
 Every model row starts from the embedded recipe (ser_models/configs/embedded.toml) and
 changes one thing.  Encoder frames come from the on-disk cache (computed once).  Rows:
 
@@ -19,6 +25,7 @@ changes one thing.  Encoder frames come from the on-disk cache (computed once). 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,10 +42,15 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0 = keep)")
     ap.add_argument("--rows", default="probe,pooling,modality", help="comma-separated groups to run")
+    ap.add_argument("--pooling", default="mean,stats,asp,mha,mqmha", help="pooling rows to run")
+    ap.add_argument("--results", help="append each row to this JSONL file; the table covers all its rows")
+    ap.add_argument("--table", action="store_true", help="only print the table of --results")
     ap.add_argument("--rtf", action="store_true", help="only measure the emotion stage's real-time factor")
     args = ap.parse_args()
     if args.rtf:
         return measure_rtf()
+    if args.table:
+        return print_table(read_rows(args.results))
 
     import torch
 
@@ -56,9 +68,14 @@ def main() -> None:
     rows = []
 
     def report(name, cv, seconds):
-        rows.append((name, cv, seconds))
+        row = {"model": name, "seconds": round(seconds, 1), "folds": args.folds,
+               **{f"{m}_{s}": float(getattr(cv, s)(m)) for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")}}
+        rows.append(row)
         print(f"{name:<34} UA={cv.mean('ua'):.1%} (sd {cv.std('ua'):.1%})  WA={cv.mean('wa'):.1%}  "
               f"macro-F1={cv.mean('macro_f1'):.1%}  [{seconds:.0f} s]", flush=True)
+        if args.results:
+            with open(args.results, "a") as f:
+                f.write(json.dumps(row) + "\n")
 
     if "probe" in groups:
         for name, enc_cfg in [("linear probe (clip alone)", EncoderConfig("whisper_ct2", pack_s=0.0)),
@@ -78,16 +95,37 @@ def main() -> None:
         report(name, cv, time.time() - t0)
 
     if "pooling" in groups:
-        for pooling in ("mean", "stats", "asp", "mha", "mqmha"):
+        for pooling in args.pooling.split(","):
             run(f"pooling={pooling}, audio", replace(exp.model, pooling=pooling), tc)
     if "modality" in groups:
         text = EncoderConfig("minilm")
         run("MQMHA, text only (MiniLM)", replace(exp.model, audio=None, text=text), replace(tc, packings=1))
         run("MQMHA, audio + text (concat)", replace(exp.model, text=text), tc)
 
+    print_table(read_rows(args.results) if args.results else rows)
+
+
+ORDER = ("linear probe", "eGeMAPS", "pooling=mean", "pooling=stats", "pooling=asp", "pooling=mha", "pooling=mqmha",
+         "MQMHA, text", "MQMHA, audio")
+
+
+def read_rows(path: str) -> list[dict]:
+    """The rows of a results file, the last run of each model only."""
+    rows = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["model"]] = row
+    return list(rows.values())
+
+
+def print_table(rows: list[dict]) -> None:
+    """Markdown table of UA (mean ± sd over folds), WA and macro-F1, in a fixed row order."""
+    rank = {name: i for i, name in enumerate(ORDER)}
+    rows = sorted(rows, key=lambda r: next((i for p, i in rank.items() if r["model"].startswith(p)), len(rank)))
     print("\n| model | UA | WA | macro-F1 |\n|---|---|---|---|")
-    for name, cv, _ in rows:
-        print(f"| {name} | {cv.mean('ua'):.1%} ± {cv.std('ua'):.1%} | {cv.mean('wa'):.1%} | {cv.mean('macro_f1'):.1%} |")
+    for r in rows:
+        print(f"| {r['model']} | {r['ua_mean']:.1%} ± {r['ua_std']:.1%} | {r['wa_mean']:.1%} | {r['macro_f1_mean']:.1%} |")
 
 
 def egemaps_functionals(waves) -> np.ndarray:

@@ -310,9 +310,12 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
 
 @torch.no_grad()
 def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
-            batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray | None]]:
+            batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """Class probabilities (N, C) and, per example, the audio attention over its frames
-    (T_i,), averaged over the K attention distributions (None without an audio branch)."""
+    (T_i,), averaged over the K attention distributions (None without an audio branch).
+
+    Small batches: pooling holds several (B, T, D) intermediates, so a batch of 64 windows
+    of 20 s costs about 470 MB at its peak, a batch of 16 about 170 MB, at the same speed."""
     model.eval()
     probs, weights = [], []
     for a in range(0, len(data), batch_size):

@@ -58,6 +58,21 @@ def sample_audio(sample_dir):
     return decode_audio(sample_dir / "sample.wav")
 
 
+def test_batched_speaker_embeddings_match_resemblyzer(models, sample_audio):
+    """embed_many batches the partials of many utterances through one LSTM; each embedding
+    must equal resemblyzer's own per-utterance embed_utterance (an independent path)."""
+    enc = models.encoder
+    x = sample_audio.samples
+    clips = [x[: 8000], x[16000: 16000 * 4], x[16000 * 5: 16000 * 14], x[16000 * 20: 16000 * 21 + 300]]
+    batched = enc.embed_many(iter(clips), batch_size=5)   # a generator, batches across clip boundaries
+    assert batched.shape == (4, 256)
+    for clip, e in zip(clips, batched):
+        ref = enc.encoder.embed_utterance(clip)
+        assert np.allclose(e, ref / np.linalg.norm(ref), atol=1e-5)
+    assert np.allclose(enc(clips[2]), batched[2], atol=1e-5)
+    assert enc.embed_many([]).shape == (0, 256)
+
+
 def test_der_on_pyannote_sample(models, sample_dir, sample_audio):
     speech = voice_activity(sample_audio)
     diar = diarize_audio(sample_audio, speech=speech)

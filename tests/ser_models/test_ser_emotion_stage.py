@@ -179,4 +179,5 @@ def test_recording_frames_mix_layers_chunk_by_chunk(scorer):
         w = torch.softmax(scorer.model.branches["audio"].mix.logits.detach(), 0).numpy()
         raw = np.einsum("ltd,l->td", raw, w)
     assert frames.shape == raw.shape == (2000, scorer.model.config.audio_dim)
-    assert np.allclose(frames, raw, atol=1e-5)
+    assert frames.dtype == np.float16                     # held for the whole call: half the memory
+    assert np.allclose(frames.astype(np.float32), raw, rtol=2e-3, atol=1e-3)   # float16 rounding only
