@@ -1,7 +1,7 @@
 """SER ablation on RAVDESS: pooling methods, modalities and the linear-probe baseline, all
 on the same 5 speaker-independent folds (actors 01-04, 05-08, ..., 17-20).
 
-    .venv/bin/python benchmarks/ser_ablation.py                 # full table (~1 h on 2 busy cores)
+    .venv/bin/python benchmarks/ser_ablation.py                 # full table (~3 h on one process)
     .venv/bin/python benchmarks/ser_ablation.py --epochs 5      # quick look
     .venv/bin/python benchmarks/ser_ablation.py --rtf           # emotion-stage real-time factor only
 
@@ -9,7 +9,7 @@ Training runs on one thread, so on 2 cores the rows can be split over two proces
 append to one results file; the last one to finish prints the whole table (or ``--table``):
 
     .venv/bin/python benchmarks/ser_ablation.py --rows probe,modality --results abl.jsonl &
-    .venv/bin/python benchmarks/ser_ablation.py --rows pooling --results abl.jsonl
+    .venv/bin/python benchmarks/ser_ablation.py --rows pooling --results abl.jsonl      # ~1.5 h, caches included
 
 Every model row starts from the embedded recipe (ser_models/configs/embedded.toml) and
 changes one thing.  Encoder frames come from the on-disk cache (computed once).  Rows:
@@ -69,7 +69,8 @@ def main() -> None:
 
     def report(name, cv, seconds):
         row = {"model": name, "seconds": round(seconds, 1), "folds": args.folds,
-               **{f"{m}_{s}": float(getattr(cv, s)(m)) for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")}}
+               **{f"{m}_{s}": float(getattr(cv, s)(m)) for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")},
+               "ua_folds": [float(f.ua) for f in cv.folds]}               # for paired comparisons of rows
         rows.append(row)
         print(f"{name:<34} UA={cv.mean('ua'):.1%} (sd {cv.std('ua'):.1%})  WA={cv.mean('wa'):.1%}  "
               f"macro-F1={cv.mean('macro_f1'):.1%}  [{seconds:.0f} s]", flush=True)
