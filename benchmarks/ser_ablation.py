@@ -127,6 +127,16 @@ def print_table(rows: list[dict]) -> None:
     print("\n| model | UA | WA | macro-F1 |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['ua_mean']:.1%} ± {r['ua_std']:.1%} | {r['wa_mean']:.1%} | {r['macro_f1_mean']:.1%} |")
+    base = next((r for r in rows if r["model"].startswith("pooling=mqmha") and "ua_folds" in r), None)
+    paired = [r for r in rows if "ua_folds" in r and r is not base]
+    if base and paired:  # the folds are the same, so rows are compared fold by fold
+        print("\nUA per fold, and paired against MQMHA (the shipped recipe):")
+        for r in [base] + paired:
+            d = np.array(r["ua_folds"]) - np.array(base["ua_folds"])
+            folds = " ".join(f"{u:.1%}" for u in r["ua_folds"])
+            vs = "" if r is base else (f"   diff {d.mean():+.1%} (sd {d.std(ddof=1):.1%}), "
+                                       f"better on {int((d > 0).sum())}/{len(d)} folds")
+            print(f"  {r['model']:<24} {folds}{vs}")
 
 
 def egemaps_functionals(waves) -> np.ndarray:
