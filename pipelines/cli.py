@@ -106,12 +106,12 @@ def _print_summary(summary) -> None:
 
     t = Table(title=f"speechfin run: {summary.archive}")
     for col in ("file", "status", "call_id", "audio s", "wall s", "RTF", "speakers", "segments", "reason"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for o in summary.outcomes:
         rtf = f"{o.wall_s / o.duration_s:.3f}" if o.duration_s else ""
         t.add_row(o.file, o.status, o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
                   f"{o.wall_s:.1f}" if o.wall_s else "", rtf, str(o.n_speakers or ""), str(o.n_segments or ""), o.reason)
-    Console().print(t)
+    Console(width=max(160, Console().width)).print(t)  # not squeezed to 80 columns in a log or pipe
     for o in summary.outcomes:
         if o.stage_seconds:
             typer.echo(f"{o.file}: " + ", ".join(f"{k} {v:.1f} s" for k, v in o.stage_seconds.items()))

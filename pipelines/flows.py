@@ -82,7 +82,8 @@ class ArchiveSummary:
                  f"processed {self.count('processed')}, emotions recomputed {self.count('rescored')}, "
                  f"skipped {self.count('skipped')} (already in the catalog), "
                  f"failed {self.count('failed')}; audio {self.audio_hours:.3f} h; wall {self.wall_s:.1f} s "
-                 f"(model loading {self.model_load_s:.1f} s); real-time factor {self.rtf:.3f}"]
+                 f"(model loading {self.model_load_s:.1f} s); real-time factor "
+                 + (f"{self.rtf:.3f}" if self.rtf == self.rtf else "n/a (no audio processed)")]
         for o in self.outcomes:
             if o.status == "failed":
                 lines.append(f"  failed: {o.reason}")
