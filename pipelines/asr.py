@@ -84,10 +84,9 @@ class AsrModel:
 
     def __init__(self, config: AsrConfig = AsrConfig()):
         import whisperx
-
-        self.config = config
         from whisperx.asr import WhisperModel
 
+        self.config = config
         path = config.model or str(bundled_whisper_path())
         cores = os.cpu_count() or 1
         # Chunks are independent (no conditioning on the previous chunk), so they are decoded

@@ -100,8 +100,15 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_summary(summary) -> None:
+def _wide_console(min_width: int):
+    """A rich console at least ``min_width`` columns wide: a log or a pipe gets 80 columns
+    by default, which squeezes table cells to a few characters."""
     from rich.console import Console
+
+    return Console(width=max(min_width, Console().width))
+
+
+def _print_summary(summary) -> None:
     from rich.table import Table
 
     t = Table(title=f"speechfin run: {summary.archive}")
@@ -111,7 +118,7 @@ def _print_summary(summary) -> None:
         rtf = f"{o.wall_s / o.duration_s:.3f}" if o.duration_s else ""
         t.add_row(o.file, o.status, o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
                   f"{o.wall_s:.1f}" if o.wall_s else "", rtf, str(o.n_speakers or ""), str(o.n_segments or ""), o.reason)
-    Console(width=max(160, Console().width)).print(t)  # not squeezed to 80 columns in a log or pipe
+    _wide_console(160).print(t)
     for o in summary.outcomes:
         if o.stage_seconds:
             typer.echo(f"{o.file}: " + ", ".join(f"{k} {v:.1f} s" for k, v in o.stage_seconds.items()))
@@ -143,7 +150,6 @@ def query(
         (pq.write_table if out.suffix == ".parquet" else pcsv.write_csv)(result, str(out))
         typer.echo(f"wrote {result.num_rows} rows to {out}")
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(show_lines=False)
@@ -151,7 +157,7 @@ def query(
         t.add_column(name, overflow="fold")
     for row in result.slice(0, limit).to_pylist():
         t.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.values()])
-    Console(width=max(120, Console().width)).print(t)
+    _wide_console(120).print(t)
     typer.echo(f"{result.num_rows} rows" + (f" (first {limit} shown)" if result.num_rows > limit else ""))
 
 

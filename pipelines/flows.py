@@ -8,6 +8,7 @@ shared by every call of an archive.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class ArchiveSummary:
                  f"skipped {self.count('skipped')} (already in the catalog), "
                  f"failed {self.count('failed')}; audio {self.audio_hours:.3f} h; wall {self.wall_s:.1f} s "
                  f"(model loading {self.model_load_s:.1f} s); real-time factor "
-                 + (f"{self.rtf:.3f}" if self.rtf == self.rtf else "n/a (no audio processed)")]
+                 + ("n/a (no audio processed)" if math.isnan(self.rtf) else f"{self.rtf:.3f}")]
         for o in self.outcomes:
             if o.status == "failed":
                 lines.append(f"  failed: {o.reason}")
