@@ -25,8 +25,10 @@ minus its mean over the estimation window.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -187,15 +189,37 @@ class EventStudyResult:
         cfg = self.config
         lines = [f"Event study: model {cfg.model}, estimation {window_label(cfg.estimation)} "
                  f"(min {cfg.min_estimation_obs} days), {len(self.events)} events kept, {len(self.dropped)} dropped"]
-        if len(self.dropped):
-            for reason, cnt in self.dropped["reason"].str.split(":").str[0].value_counts().items():
-                lines.append(f"  dropped {cnt:>5}: {reason}")
+        for (stage, kind), cnt in drop_counts(self.dropped).items():
+            lines.append(f"  dropped {cnt:>5}: {kind} ({stage})")
         head = f"{'window':>9} {'N':>6} {'CAAR':>10} " + " ".join(f"{t:>17}" for t in sig.TESTS)
         lines += ["", head, f"{'':>27} " + " ".join(f"{'stat':>8} {'p':>8}" for _ in sig.TESTS)]
         for w in self.windows:
             cells = " ".join(f"{w.tests[t].statistic:8.3f} {w.tests[t].p_value:8.4f}" for t in sig.TESTS)
             lines.append(f"{window_label(w.window):>9} {w.n:>6} {w.caar:10.5f} {cells}")
         return "\n".join(lines)
+
+
+def drop_kind(stage: str, reason: str) -> str:
+    """The kind of a drop reason, without the event's details (ticker, dates, counts):
+    ``too few estimation days: 80 < 100 in -250:-30`` -> ``too few estimation days``."""
+    if stage == "prices":
+        return "no prices for the ticker"
+    head = re.sub(r" \(.*$", "", str(reason).split(":")[0])
+    return re.sub(r" in event window .*$", " in the event window", head)
+
+
+def drop_counts(dropped: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """Dropped events counted by (stage, kind of reason), most frequent first; every row counts."""
+    if not len(dropped):
+        return {}
+    return dict(Counter((st, drop_kind(st, r)) for st, r in
+                        zip(dropped["stage"].astype(str), dropped["reason"].astype(str))).most_common())
+
+
+def describe_drops(dropped: pd.DataFrame) -> str:
+    """``3 dropped: 2 no prices for the ticker (prices), 1 too few estimation days (event_study)``."""
+    parts = [f"{n} {kind} ({stage})" for (stage, kind), n in drop_counts(dropped).items()]
+    return f"{len(dropped)} dropped" + (": " + ", ".join(parts) if parts else "")
 
 
 # -- the computation --------------------------------------------------------------------------

@@ -33,3 +33,7 @@ class SpecError(FinanceError):
 
 class RegressionError(FinanceError):
     """A regression cannot be run (missing column, collinear or too few observations)."""
+
+
+class NoEventsError(FinanceError):
+    """An event study has no event left after dropping (every drop is counted by reason)."""

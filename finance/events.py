@@ -12,7 +12,7 @@ import pandas as pd
 
 from finance.calendars import TradingCalendar, align_event_date, align_event_time
 from finance.errors import EventsError
-from finance.tables import read_table
+from finance.tables import parse_dates, read_table
 
 DROPPED_COLUMNS = ["event_id", "ticker", "event_date", "stage", "reason"]
 
@@ -39,10 +39,7 @@ def check_events(df: pd.DataFrame, origin: str) -> pd.DataFrame:
         raise EventsError(f"{origin}: duplicate event_id {dup.iloc[0]!r} ({len(dup)} duplicate(s))")
     for col, utc in (("event_date", False), ("event_time", True)):
         if col in out.columns:
-            try:
-                out[col] = pd.to_datetime(out[col], utc=utc)
-            except (ValueError, TypeError) as exc:
-                raise EventsError(f"{origin}: column {col!r} has values that are not dates ({exc})") from exc
+            out[col] = parse_dates(out[col], origin, col, EventsError, utc=utc)
     if "event_date" in out.columns and isinstance(out["event_date"].dtype, pd.DatetimeTZDtype):
         out["event_date"] = out["event_date"].dt.tz_localize(None)
     return out.reset_index(drop=True)

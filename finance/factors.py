@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from finance.errors import PriceDataError
-from finance.tables import read_table
+from finance.tables import parse_dates, read_table
 
 FF3 = ["mkt_rf", "smb", "hml"]
 CARHART = FF3 + ["mom"]
@@ -55,10 +55,7 @@ def _parse_dates(col: pd.Series, origin: str) -> tuple[pd.DatetimeIndex, bool]:
         return pd.DatetimeIndex(pd.to_datetime(s, format="%Y%m")), True
     if s.str.fullmatch(r"\d{8}").all():
         return pd.DatetimeIndex(pd.to_datetime(s, format="%Y%m%d")), False
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(s)).normalize(), False
-    except (ValueError, TypeError) as exc:
-        raise PriceDataError(f"{origin}: column 'date' has values that are not dates ({exc})") from exc
+    return pd.DatetimeIndex(parse_dates(col, origin, "date", PriceDataError)).normalize(), False
 
 
 def factors_from_frame(df: pd.DataFrame, origin: str, units: str = "percent") -> Factors:

@@ -10,6 +10,8 @@
   (t, patell, bmp, kp_bmp, corrado, gen_sign, wilcoxon) its statistic and p_value;
 - ``caar.csv``: rel_day, n, aar, caar, std_error, statistic, p_value;
 - ``dropped.csv``: event_id, ticker, event_date, stage, reason.
+
+With no event left, only ``dropped.csv`` is written and :class:`NoEventsError` is raised.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from finance.engine import EventStudyConfig, EventStudyResult, parse_window
 from finance.errors import EventsError, FinanceError, RegressionError
 from finance.events import read_events
-from finance.pipeline import run_event_study
+from finance.pipeline import require_events, run_event_study
 from finance.prices import FilePriceSource
 from finance.regress import RegressionResults, fit_regression
 from finance.tables import read_table
@@ -51,12 +53,13 @@ def car_from_files(events: Path, prices: Path, out: Path, *, market: str | None 
     res = pipe.result
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    pipe.dropped.to_csv(out / "dropped.csv", index=False)
+    require_events(pipe, str(events), f"{out / 'dropped.csv'}")
     res.abnormal_returns[AR_COLUMNS].to_parquet(out / "abnormal_returns.parquet", index=False)
     attrs = [c for c in ("ticker", "event_date", "timing", "call_id") if c in pipe.aligned.columns]
     res.car.merge(pipe.aligned[["event_id"] + attrs], on="event_id", how="left").to_parquet(out / "car.parquet", index=False)
     (out / "tests.json").write_text(json.dumps(res.tests_json(), indent=2) + "\n")
     res.caar.to_csv(out / "caar.csv", index=False)
-    pipe.dropped.to_csv(out / "dropped.csv", index=False)
     return res
 
 

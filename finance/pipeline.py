@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from finance.calendars import DEFAULT_CALENDAR, TradingCalendar, get_calendar
-from finance.engine import EventStudyConfig, EventStudyResult, event_study, market_data_from_prices
-from finance.errors import FinanceError
+from finance.engine import EventStudyConfig, EventStudyResult, describe_drops, event_study, market_data_from_prices
+from finance.errors import FinanceError, NoEventsError
 from finance.events import DROPPED_COLUMNS, align_events
 from finance.prices import PriceSource, fetch_many
 
@@ -60,7 +60,15 @@ def run_event_study(events: pd.DataFrame, source: PriceSource, cfg: EventStudyCo
     res = event_study(aligned[~no_px], data, cfg)
     dropped = pd.concat([d for d in (dropped, res.dropped) if len(d)], ignore_index=True) if len(dropped) or len(res.dropped) \
         else pd.DataFrame(columns=DROPPED_COLUMNS)
-    return PipelineResult(res, aligned, dropped[DROPPED_COLUMNS], cal, prices)
+    res.dropped = dropped[DROPPED_COLUMNS]  # every stage's drops, so the result's summary counts them all
+    return PipelineResult(res, aligned, res.dropped, cal, prices)
+
+
+def require_events(pipe: PipelineResult, origin: str, see: str) -> None:
+    """Raise :class:`NoEventsError` when no event is left, with every drop counted by reason."""
+    if len(pipe.result.events):
+        return
+    raise NoEventsError(f"{origin}: no event left ({describe_drops(pipe.dropped)}); see {see}")
 
 
 def calendar_for(events: pd.DataFrame, name: str) -> TradingCalendar:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from finance.errors import PriceDataError, PriceSourceError, UnknownTickerError
-from finance.tables import read_table
+from finance.tables import parse_dates, read_table
 
 log = logging.getLogger("speechfin.finance")
 
@@ -51,11 +51,8 @@ def normalize_prices(df: pd.DataFrame, origin: str, source: str) -> pd.DataFrame
         need = missing + ([] if {"close", "adj_close"} & set(df.columns) else ["close|adj_close"])
         raise PriceDataError(f"{origin}: missing price column(s) {need} (need ticker, date, close|adj_close[, volume])")
     out = pd.DataFrame({"ticker": df["ticker"].astype(str).str.strip()})
-    try:
-        out["date"] = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize() if _tz_aware(df["date"]) \
-            else pd.to_datetime(df["date"]).dt.normalize()
-    except (ValueError, TypeError) as exc:
-        raise PriceDataError(f"{origin}: column 'date' has values that are not dates ({exc})") from exc
+    dates = parse_dates(df["date"], origin, "date", PriceDataError)
+    out["date"] = (dates.dt.tz_localize(None) if _tz_aware(dates) else dates).dt.normalize()
     for c in ("open", "high", "low", "close", "adj_close", "volume"):
         out[c] = pd.to_numeric(df[c], errors="coerce").astype(float) if c in df.columns else np.nan
     if "adj_close" not in df.columns:

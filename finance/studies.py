@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from finance.calendars import DEFAULT_CALENDAR
 from finance.engine import OUTCOMES, EventStudyConfig, EventStudyResult, window_label
 from finance.errors import EventsError, FinanceError, RegressionError, SpecError
 from finance.events import DROPPED_COLUMNS
-from finance.pipeline import PipelineResult, calendar_for, run_event_study
+from finance.pipeline import PipelineResult, calendar_for, require_events, run_event_study
 from finance.prices import ArchPriceSource, ComposedPriceSource, FilePriceSource, PriceSource, YFinancePriceSource
 from finance.regress import RegressionResults, fit_regression
 
@@ -125,6 +125,13 @@ def _spec_from_dict(raw: dict, text: str, origin: str, base: Path) -> StudySpec:
     sample, prices, model = raw.get("sample", {}), raw.get("prices", {}), raw.get("model", {})
     if "event_type" not in sample:
         raise SpecError(f"{origin}: [sample] needs event_type (earnings_call or press_conference)")
+    for key in ("start", "end"):
+        if isinstance(sample.get(key), str):
+            try:
+                date.fromisoformat(sample[key])
+            except ValueError:
+                raise SpecError(f"{origin}: [sample] {key} {sample[key]!r} is not an ISO 8601 date "
+                                f"(use YYYY-MM-DD; orders such as 01/05/2019 are ambiguous)") from None
     cfg = EventStudyConfig(
         model=model.get("expected", "market"),
         estimation=tuple(model.get("estimation", (-250, -30))),
@@ -262,6 +269,7 @@ def run_study(spec_path_or_dict: str | Path | dict, catalog, price_source: Price
     _write(out, catalog, pipe, feats)
     log.info("study %s: %d kept, %d dropped, %d regression(s) in %.2f s", spec.name, len(res.events),
              len(pipe.dropped), len(regs), out.seconds)
+    require_events(pipe, f"study {spec.name} ({spec.origin})", f"table study_dropped of {catalog.root}")
     return out
 
 

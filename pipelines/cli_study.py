@@ -7,25 +7,25 @@ from typing import Optional
 
 import typer
 
+from pipelines.exitcodes import ExitCode, fail
+
 app = typer.Typer(help="Event studies and regressions of returns on speech features.", no_args_is_help=True)
 
 MODELS = "constant|market_adjusted|market|ff3|carhart"
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
-
-
 def _call(fn, *args, **kwargs):
-    """Run a finance function; its FinanceError/CatalogError becomes a one-line error and exit 1."""
+    """Run a finance function; its errors become one line and the exit code of the policy
+    (``pipelines.exitcodes``): no event left, a price source or catalog failure -> 1, bad input -> 2."""
     from data_catalog.store import CatalogError
-    from finance.errors import FinanceError
+    from finance.errors import FinanceError, NoEventsError, PriceSourceError
 
     try:
         return fn(*args, **kwargs)
-    except (FinanceError, CatalogError) as exc:
-        _fail(exc)
+    except (NoEventsError, PriceSourceError, CatalogError) as exc:
+        fail(exc, ExitCode.FAILED)
+    except FinanceError as exc:
+        fail(exc, ExitCode.USAGE)
 
 
 def _logging() -> None:

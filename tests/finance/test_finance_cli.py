@@ -116,7 +116,7 @@ def test_duplicate_dates_in_prices_stop_with_a_clear_message(files, tmp_path):
     pd.concat([prices, dup]).to_csv(tmp_path / "dup.csv", index=False)
     res = run("car", "--events", tmp / "events.csv", "--prices", tmp_path / "dup.csv", "--market", "MKT",
               "--out", tmp_path / "o")
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "dup.csv: MKT has duplicate dates with different prices" in res.output
     assert not (tmp_path / "o").exists()
 
@@ -128,17 +128,17 @@ def test_empty_events_file(files, tmp_path):
     for name, msg in (("header.csv", "no events (the file has no rows)"), ("zero.csv", "events file is empty")):
         res = run("car", "--events", tmp_path / name, "--prices", tmp / "prices.csv", "--market", "MKT",
                   "--out", tmp_path / "o")
-        assert res.exit_code == 1 and f"{name}: {msg}" in res.output
+        assert res.exit_code == 2 and f"{name}: {msg}" in res.output
 
 
 def test_unknown_market_ticker_and_missing_factors(files, tmp_path):
     tmp, _, _ = files
     res = run("car", "--events", tmp / "events.csv", "--prices", tmp / "prices.csv", "--market", "SPX",
               "--out", tmp_path / "o")
-    assert res.exit_code == 1 and "market ticker 'SPX'" in res.output and "unknown ticker 'SPX'" in res.output
+    assert res.exit_code == 2 and "market ticker 'SPX'" in res.output and "unknown ticker 'SPX'" in res.output
     res = run("car", "--events", tmp / "events.csv", "--prices", tmp / "prices.csv", "--model", "ff3",
               "--out", tmp_path / "o")
-    assert res.exit_code == 1 and "needs --factors FILE" in res.output
+    assert res.exit_code == 2 and "needs --factors FILE" in res.output
 
 
 def test_regress_joins_features_and_writes_tables(files, tmp_path):
@@ -170,11 +170,11 @@ def test_regress_bad_formulas(files, tmp_path):
     base = ["regress", "--data", out / "car.parquet", "--features", tmp_path / "f.csv", "--window", "0:1",
             "--out", tmp_path / "reg"]
     res = run(*base, "--formula", "car ~ tone + gloom")
-    assert res.exit_code == 1 and "column(s) ['gloom'] not in car.parquet + f.csv" in res.output
+    assert res.exit_code == 2 and "column(s) ['gloom'] not in car.parquet + f.csv" in res.output
     res = run(*base, "--formula", "car ~ tone + tone_x2")
-    assert res.exit_code == 1 and "perfectly collinear regressors, 'tone_x2'" in res.output
+    assert res.exit_code == 2 and "perfectly collinear regressors, 'tone_x2'" in res.output
     res = run("regress", "--data", out / "car.parquet", "--formula", "car ~ 1", "--out", tmp_path / "reg")
-    assert res.exit_code == 1 and "choose one with --window" in res.output
+    assert res.exit_code == 2 and "choose one with --window" in res.output
     assert not (tmp_path / "reg").exists()
 
 
@@ -237,3 +237,72 @@ def test_monthly_ff3_study_with_arch_french_factors(tmp_path):
         est = np.arange(day0[i] - 120, day0[i] - 2)
         b = sm.OLS(y[est], x[est]).fit().params
         assert car.loc[(f"m{i}", "0:0"), "car"] == pytest.approx(y[day0[i]] - x[day0[i]] @ b, abs=1e-12)
+
+
+def _events(path, rows):
+    pd.DataFrame(rows, columns=["event_id", "ticker", "event_date"]).to_csv(path, index=False)
+    return path
+
+
+def test_summary_counts_every_drop_by_reason(files, tmp_path):
+    tmp, _, dates = files
+    rows = [(f"OK{i}", f"S{i}", dates[300 + 30 * i].date().isoformat()) for i in range(4)]
+    rows += [("UNKNOWN", "ZZZZ", dates[500].date().isoformat()), ("LATE", "S1", "2099-01-05")]
+    events = _events(tmp_path / "events.csv", rows)
+    res = run("car", "--events", events, "--prices", tmp / "prices.csv", "--market", "MKT", "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "4 events kept, 2 dropped" in res.output
+    assert "  dropped     1: no prices for the ticker (prices)" in res.output
+    assert "  dropped     1: event date outside the XNYS calendar (align)" in res.output
+    dropped = pd.read_csv(tmp_path / "o" / "dropped.csv")
+    assert sorted(dropped["event_id"]) == ["LATE", "UNKNOWN"]
+
+
+def test_no_event_left_is_a_one_line_error(files, tmp_path):
+    tmp, _, dates = files
+    rows = [(f"E{i}", "NOPE", dates[300 + i % 500].date().isoformat()) for i in range(10_000)]
+    events = _events(tmp_path / "events.csv", rows)
+    out = tmp_path / "o"
+    res = run("car", "--events", events, "--prices", tmp / "prices.csv", "--market", "MKT", "--out", out)
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines() == [
+        f"error: {events}: no event left (10000 dropped: 10000 no prices for the ticker (prices)); "
+        f"see {out / 'dropped.csv'}"]
+    assert len(pd.read_csv(out / "dropped.csv")) == 10_000
+    assert not (out / "tests.json").exists() and not (out / "car.parquet").exists()
+
+
+@pytest.mark.parametrize("value", ["01/05/2019", "5 Jan 2019", "2019-13-01"])
+def test_day_first_or_ambiguous_event_dates_are_refused(files, tmp_path, value):
+    tmp, _, dates = files
+    events = _events(tmp_path / "events.csv", [("A", "S1", dates[300].date().isoformat()), ("B", "S2", value)])
+    res = run("car", "--events", events, "--prices", tmp / "prices.csv", "--market", "MKT", "--out", tmp_path / "o")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"error: {events}: line 3: event_date {value!r} is not an ISO 8601 date (use YYYY-MM-DD, e.g. 2019-05-01; "
+        f"orders such as 01/05/2019 are ambiguous)"]
+
+
+def test_iso_event_times_are_accepted(files, tmp_path):
+    tmp, _, dates = files
+    rows = [(f"T{i}", f"S{i}", dates[300 + 30 * i].date().isoformat() + t)
+            for i, t in enumerate(["T14:30:00Z", "T14:30:00+00:00", " 15:00:00", ""])]
+    pd.DataFrame(rows, columns=["event_id", "ticker", "event_time"]).to_csv(tmp_path / "ev.csv", index=False)
+    res = run("car", "--events", tmp_path / "ev.csv", "--prices", tmp / "prices.csv", "--market", "MKT",
+              "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "4 events kept, 0 dropped" in res.output
+
+
+def test_day_first_price_dates_are_refused(files, tmp_path):
+    tmp, _, _ = files
+    prices = pd.read_csv(tmp / "prices.csv")
+    prices["date"] = prices["date"].astype(object)
+    prices.loc[7, "date"] = "05/01/2016"
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    res = run("car", "--events", tmp / "events.csv", "--prices", tmp_path / "p.csv", "--market", "MKT",
+              "--out", tmp_path / "o")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"error: {tmp_path / 'p.csv'}: line 9: date '05/01/2016' is not an ISO 8601 date (use YYYY-MM-DD, "
+        f"e.g. 2019-05-01; orders such as 01/05/2019 are ambiguous)"]

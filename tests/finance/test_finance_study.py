@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from data_catalog.store import Catalog
 from fin_synth import synthetic_market
 from finance.calendars import get_calendar
-from finance.errors import SpecError
+from finance.errors import NoEventsError, SpecError
 from finance.prices import load_arch_index
 from finance.studies import SPEC_DIR, run_study
 from pipelines import cli_study
@@ -113,10 +113,13 @@ def test_press_conferences_tables_for_the_report(fomc):
     assert cat.has("prices", "^GSPC") and cat.read("study_dropped", "press_conferences").num_rows == 0
 
 
-def test_demo_conferences_outside_arch_data_are_dropped_not_fatal(tmp_path):
+def test_no_event_left_is_an_error_after_writing_the_drops(tmp_path):
     cat = fomc_catalog(tmp_path / "catalog", ["2019-01-30", "2022-06-15"])
-    res = run_study(SPEC_DIR / "press_conferences.toml", cat)
-    assert len(res.event_study.events) == 0
+    with pytest.raises(NoEventsError) as err:
+        run_study(SPEC_DIR / "press_conferences.toml", cat)
+    assert str(err.value) == (f"study press_conferences ({SPEC_DIR / 'press_conferences.toml'}): no event left "
+                              f"(2 dropped: 2 event outside the price range (event_study)); "
+                              f"see table study_dropped of {cat.root}")
     dropped = cat.read("study_dropped", "press_conferences").to_pandas()
     assert len(dropped) == 2
     assert all("ends after the last price of ^GSPC (2018-12-31)" in r for r in dropped["reason"])
@@ -125,7 +128,6 @@ def test_demo_conferences_outside_arch_data_are_dropped_not_fatal(tmp_path):
     assert meta["status"].startswith("no events left") and meta["n_dropped"] == "2"
     status = r[(r.kind == "regression_fit") & (r.name == "status")]["value"].tolist()
     assert len(status) == 2 and all("underidentified, 0 complete observation" in s for s in status)
-    assert "not estimated" in res.summary()
     ev = cat.read("events", "press_conferences").to_pandas()
     assert ev["timing"].tolist() == ["intraday", "intraday"] and not ev["kept"].any()
 
@@ -192,6 +194,15 @@ def test_earnings_calls_from_catalog_prices_with_two_way_clusters(tmp_path):
     assert (coef["std_error"] > 0).all() and (coef["n"] == 48).all()
 
 
+def test_study_run_with_no_event_left_exits_1(tmp_path):
+    fomc_catalog(tmp_path / "catalog", ["2019-01-30", "2022-06-15"])
+    out = CliRunner().invoke(cli_study.app, ["run", "press_conferences.toml", "--catalog", str(tmp_path / "catalog")])
+    assert out.exit_code == 1
+    assert out.output.strip().splitlines()[-1] == (
+        f"error: study press_conferences ({SPEC_DIR / 'press_conferences.toml'}): no event left (2 dropped: "
+        f"2 event outside the price range (event_study)); see table study_dropped of {tmp_path / 'catalog'}")
+
+
 def test_study_run_command(tmp_path):
     cat = fomc_catalog(tmp_path / "catalog", FOMC[-6:])
     out = CliRunner().invoke(cli_study.app, ["run", "press_conferences.toml", "--catalog", str(tmp_path / "catalog")])
@@ -199,7 +210,7 @@ def test_study_run_command(tmp_path):
     assert "Study press_conferences" in out.output and "6 kept" in out.output
     assert cat.read("events", "press_conferences").num_rows == 6
     bad = CliRunner().invoke(cli_study.app, ["run", "nope.toml", "--catalog", str(tmp_path / "catalog")])
-    assert bad.exit_code == 1 and "nope.toml: spec file not found" in bad.output
+    assert bad.exit_code == 2 and "nope.toml: spec file not found" in bad.output
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -210,6 +221,8 @@ def test_study_run_command(tmp_path):
     (lambda s: s.replace("windows = [[0, 0], [0, 1]]", "windows = [[-40, 1]]"), r"event windows -40:1 overlap the estimation window -250:-30"),
     (lambda s: s.replace('source = "arch"', 'source = "bloomberg"'), r"\[prices\] source 'bloomberg'"),
     (lambda s: s + "\n[[oops", r"not valid TOML"),
+    (lambda s: s.replace('entities = ["FOMC"]', 'entities = ["FOMC"]\nstart = "01/05/2012"'),
+     r"\[sample\] start '01/05/2012' is not an ISO 8601 date \(use YYYY-MM-DD"),
 ])
 def test_bad_specs_fail_clearly(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
