@@ -1,16 +1,34 @@
 # speechfin: two set-up commands on a fresh machine: `make run` and `make test`.
+# Both install from requirements.lock (exact versions of every distribution); `make lock`
+# refreshes the lock from a fresh resolve of pyproject.toml.
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+LOCK_VENV ?= /tmp/speechfin-lock-venv
 
-.PHONY: run test system-deps clean-venv
+.PHONY: run test lock system-deps clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[test]'
-	$(VENV)/bin/pip check
+	$(VENV)/bin/python -m pip install -q -r $(LOCK)
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/python -m pip check
 	touch $(STAMP)
+
+# A fresh resolve of pyproject.toml (with the test extra) in a scratch venv, frozen to the lock.
+# Run it after changing a dependency, then commit requirements.lock.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q -U pip setuptools wheel
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[test]'
+	$(LOCK_VENV)/bin/python -m pip check
+	{ echo "# speechfin lock: every distribution at its exact version (Python 3.11, Linux x86_64)."; \
+	  echo "# Made by 'make lock' on $$(date -u +%Y-%m-%d) from pyproject.toml with the [test] extra; do not edit."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^speechfin'; } > $(LOCK)
+	rm -rf $(LOCK_VENV)
+	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) distributions"
 
 # Debian tools the tests use as a reader would: headless Chromium (report screenshots),
 # pdftotext (PDF checks), espeak-ng and ffmpeg (synthetic test audio). Installed only if missing.

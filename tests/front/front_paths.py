@@ -3,8 +3,9 @@
 import shutil
 from pathlib import Path
 
+from shared_data import SHARED  # noqa: F401  (re-exported)
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "data"
 DEMO = REPO / "pipelines" / "demo_archive"
 
 

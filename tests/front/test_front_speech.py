@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from front_paths import DEMO
+from shared_data import needs_shared
 from pipelines.audio import decode_audio
 from pipelines.diarization import constrained_ahc
 from pipelines.evaluation import diarization_error, read_rttm, read_stm, word_error
@@ -88,6 +89,10 @@ def test_der_on_pyannote_sample(models, sample_dir, sample_audio):
 
 
 def test_wer_on_pyannote_sample(models, sample_dir, sample_audio):
+    """A smoke bound: 87 reference words, so one word moves the WER by 1.15 points.  Measured
+    10.3% to 11.5% over OpenBLAS kernels and CTranslate2 ISAs (AVX, AVX2, AVX-512); 18% leaves
+    6 words of margin and still fails a broken ASR.  The earnings-call test below is the
+    precise one (3,028 words)."""
     ref = " ".join(r[3] for r in read_stm(sample_dir / "sample.stm"))
     hyp = " ".join(s.text for s in transcribe_audio(sample_audio))
     result = word_error([ref], [hyp])
@@ -141,15 +146,16 @@ def test_der_metric_matches_hand_computation():
     assert r.confusion == pytest.approx(2 / 20) and r.missed == pytest.approx(2 / 20) and r.false_alarm == 0
 
 
+@needs_shared
 def test_wer_on_real_earnings_call_clips(models):
-    """Real earnings-call audio (Twitter Q4 2016, sentence clips with aligned text)."""
+    """Real earnings-call audio (Twitter Q4 2016, 113 sentence clips, 3,028 words of aligned
+    text): one word is 0.03 points.  Measured 9.25% to 9.58% over package versions and
+    decoding settings; the 12% bound is about 75 words of margin."""
     from front_paths import SHARED
     from pipelines.evaluation import read_labels
     from pipelines.speech import transcribe_file
 
     labels = SHARED / "earnings_calls_qin2019" / "labels.csv"
-    if not labels.exists():
-        pytest.skip("shared/data not beside the repository")
     pairs = read_labels(labels, "text_aligned")
     assert len(pairs) >= 100
     result = word_error([t for _, t in pairs], [transcribe_file(p) for p, _ in pairs])

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from shared_data import SHARED
+
 RAVDESS = SHARED / "ravdess"
 
 

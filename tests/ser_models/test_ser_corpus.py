@@ -7,6 +7,7 @@ import soundfile as sf
 from ser_models.corpus import RAVDESS_LABELS, CorpusError, load_corpus, read_audio
 
 from ser_helpers import RAVDESS
+from shared_data import needs_shared
 
 
 def _corpus(tmp_path, rows, sr=16_000, header="path,speaker,emotion,text,gender"):
@@ -20,6 +21,7 @@ def _corpus(tmp_path, rows, sr=16_000, header="path,speaker,emotion,text,gender"
     return tmp_path
 
 
+@needs_shared
 def test_ravdess_loads_with_decoded_labels():
     c = load_corpus(RAVDESS, RAVDESS_LABELS)
     assert len(c) == 1200 and c.labels == RAVDESS_LABELS

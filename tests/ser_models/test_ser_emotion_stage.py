@@ -13,6 +13,9 @@ from ser_models.calls import CALL_FEATURE_DOCS, EmotionConfig
 from ser_models.features import lm_scores
 
 from ser_helpers import fake_call
+from shared_data import needs_shared
+
+pytestmark = needs_shared
 
 NEG = ("sad", "angry", "fearful", "disgust")
 

@@ -9,6 +9,7 @@ from ser_models.encoders import (EncoderConfig, FrameEncoder, build_encoder, enc
                                  pad_frames, slice_frames)
 
 from ser_helpers import RAVDESS
+from shared_data import needs_shared
 
 CLIPS = [RAVDESS / "audio/Actor_01/03-01-05-02-01-01-01.flac", RAVDESS / "audio/Actor_02/03-01-03-01-02-02-02.flac"]
 
@@ -18,6 +19,7 @@ def waves():
     return [read_audio(p) for p in CLIPS]
 
 
+@needs_shared
 def test_whisper_frames_cache_and_chunking(tmp_path, waves):
     enc = build_encoder(EncoderConfig(kind="whisper_ct2"), cache_dir=tmp_path)
     x, mask = enc.frames(waves)
@@ -41,6 +43,7 @@ def test_whisper_frames_cache_and_chunking(tmp_path, waves):
     assert np.allclose(second, x[1, : n[1]].numpy(), atol=1e-4)
 
 
+@needs_shared
 def test_egemaps_low_level_descriptors(waves):
     enc = build_encoder(EncoderConfig(kind="egemaps"), use_cache=False)
     frames = enc.encode(waves)

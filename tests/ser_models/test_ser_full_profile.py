@@ -22,6 +22,9 @@ from ser_models.train import Featurizer, TrainConfig, fit, load_experiment, pred
 from pipelines.emotion import score_call_emotions
 
 from ser_helpers import RAVDESS, SHARED, fake_call
+from shared_data import needs_shared
+
+pytestmark = needs_shared
 
 FULL = Path(__file__).resolve().parents[2] / "ser_models" / "configs" / "full.toml"
 EMOTIONS = ("neutral", "happy", "sad", "angry")
