@@ -34,6 +34,10 @@ def _s(*fields: tuple[str, pa.DataType]) -> pa.Schema:
 
 S, F, I, B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 
+# parts written with every call, before its ``calls`` part (pipelines/tables.py::call_rows); the
+# emotion tables (emotions, trajectories, call_features) may come later, when the SER model changes
+REQUIRED_CALL_PARTS = ("speakers", "segments", "words", "voices")
+
 # role x section cells of ``call_features`` (<role>_<section>_tone, <role>_<section>_neg_share)
 CALL_ROLE_SECTIONS = (("chair", "prepared"), ("chair", "qa"), ("executive", "prepared"), ("executive", "qa"),
                       ("analyst", "qa"), ("journalist", "qa"))

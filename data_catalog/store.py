@@ -1,20 +1,38 @@
-"""Atomic Parquet parts and DuckDB views.
+"""Atomic Parquet parts, read back with pyarrow; SQL over them lives in ``data_catalog.query``.
 
 Layout of a catalog folder::
 
     CATALOG/
       tables/<table>/<key>.parquet   one part per partition key (call_id, ticker, study_id)
-      catalog.duckdb                 views: one per table, over tables/<table>/*.parquet
 
-Every write goes to a temporary file in the destination folder, then ``os.replace``:
-a crash leaves the old part or the new one, never half of one.
+There is no database file: the DuckDB views are built per connection, in memory, from the
+folder's own ``tables/`` (``data_catalog.query``).  A copied or moved catalog reads its own
+data, and no reader can lock a writer out.  A ``catalog.duckdb`` left by older versions held
+absolute paths (a copy read the original's data); it is not read any more, and
+``Catalog.refresh_views`` removes it.
+
+Every write goes to a temporary file ``.<key>.parquet.<random>.tmp`` in the destination
+folder, then ``os.replace``: a crash leaves the old part or the new one, never half of one.
+Parts get the mode the umask gives (0644 under umask 022), not mkstemp's 0600.  Temporary
+files older than an hour are left-overs of killed writers; the first write of a process and
+``speechfin catalog verify`` remove them.
+
+Per-call tables (``partition_by == "call_id"``) are written before the call's ``calls`` part,
+which marks the call complete.  Readers (``Catalog.read`` of a whole table, the SQL views)
+only see the parts of complete calls, so a killed write is invisible.
+
+Write failures (disk full, permission denied) raise ``CatalogIOError``: a ``CatalogError``
+and an ``OSError`` whose message is one line naming the file and the problem.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +41,32 @@ import pyarrow.parquet as pq
 
 from data_catalog.schemas import TABLES, TableSchema
 
+log = logging.getLogger("data_catalog")
+
+LEGACY_DB = "catalog.duckdb"
+STALE_TMP_AGE_S = 3600.0
+TMP_GLOB = ".*.tmp"
+
 
 class CatalogError(RuntimeError):
-    """A catalog operation failed (bad table, bad schema, unwritable folder)."""
+    """A catalog operation failed (bad table, bad schema, unwritable folder, refused query)."""
+
+
+class CatalogIOError(CatalogError, OSError):
+    """Writing a catalog file failed in the operating system (disk full, permission denied)."""
+
+    def __init__(self, path: str | os.PathLike[str], exc: BaseException):
+        code = getattr(exc, "errno", None)
+        reason = os.strerror(code) if isinstance(code, int) and code > 0 else first_line(exc)
+        super().__init__(f"{path}: cannot write ({reason})")
+        self.errno = code
+        self.filename = str(path)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.^=\-]+$")
@@ -78,47 +119,107 @@ def conform(table: pa.Table, spec: TableSchema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (no window in which
+    another thread creates files with a wrong mode)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_replace(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file in the same
+    folder, which gets the umask's mode and is then renamed over ``path``.  On any error the
+    temporary file is removed; OS errors raise ``CatalogIOError`` (one line naming ``path``)."""
+    path = Path(path)
+    tmp = ""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError) and not isinstance(exc, CatalogError):
+            raise CatalogIOError(path, exc) from exc
+        raise
+    return path
+
+
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    atomic_replace(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def read_part(path: Path) -> pa.Table:
+    """One Parquet part; an unreadable one raises ``CatalogError`` naming it."""
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return pq.read_table(path)
+    except FileNotFoundError:
         raise
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(f"{path}: unreadable Parquet part ({first_line(exc)}); "
+                           "run `speechfin catalog verify --repair`") from exc
+
+
+def part_readable(path: Path) -> bool:
+    """Cheap check: the file exists and its Parquet footer can be read."""
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+_CLEANED: set[Path] = set()
 
 
 class Catalog:
-    """A folder of Parquet parts with DuckDB views over them."""
+    """A folder of Parquet parts; SQL views over them are built per connection (``query``)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).expanduser().resolve()
 
     # -- paths -----------------------------------------------------------------------
     @property
-    def db_path(self) -> Path:
-        return self.root / "catalog.duckdb"
+    def tables_root(self) -> Path:
+        return self.root / "tables"
 
     def table_dir(self, table: str) -> Path:
         if table not in TABLES:
             raise CatalogError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-        return self.root / "tables" / table
+        return self.tables_root / table
 
     def part_path(self, table: str, key: str) -> Path:
         return self.table_dir(table) / f"{_safe_key(key)}.parquet"
 
     # -- writes ------------------------------------------------------------------------
     def ensure_writable(self) -> None:
+        """Create the catalog folder if needed; the first call of a process for this catalog
+        also removes stale temporary files of killed writers."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise CatalogError(f"{self.root}: catalog folder is read-only")
+            self.tables_root.mkdir(exist_ok=True)
         except OSError as exc:
-            raise CatalogError(f"{self.root}: cannot create catalog folder ({exc.strerror})") from exc
-        if not os.access(self.root, os.W_OK):
-            raise CatalogError(f"{self.root}: catalog folder is read-only")
+            raise CatalogError(f"{self.root}: cannot create catalog folder ({exc.strerror or first_line(exc)})") from exc
+        if self.root not in _CLEANED:
+            _CLEANED.add(self.root)
+            for p in self.clean_stale_temps():
+                log.info("removed stale temporary file %s", p)
 
     def write(self, table: str, key: str, data: Any) -> Path:
         """Replace the part ``key`` of ``table`` with ``data`` (atomic)."""
@@ -136,70 +237,97 @@ class Catalog:
 
     def delete(self, table: str, key: str) -> bool:
         path = self.part_path(table, key)
-        if path.exists():
+        try:
             path.unlink()
             return True
-        return False
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise CatalogIOError(path, exc) from exc
+
+    def stale_temps(self, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
+        """Temporary files of writers older than ``max_age_s`` (a live writer's are newer)."""
+        if not self.tables_root.is_dir():
+            return []
+        cutoff = time.time() - max_age_s
+        out = []
+        for p in sorted(self.tables_root.glob(f"*/{TMP_GLOB}")):
+            try:
+                if p.stat().st_mtime < cutoff:
+                    out.append(p)
+            except FileNotFoundError:  # its writer finished meanwhile
+                pass
+        return out
+
+    def clean_stale_temps(self, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
+        """Remove ``stale_temps``; return what was removed (unremovable ones are skipped)."""
+        removed = []
+        for p in self.stale_temps(max_age_s):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+        return removed
 
     # -- reads -------------------------------------------------------------------------
     def has(self, table: str, key: str) -> bool:
         return self.part_path(table, key).exists()
 
     def keys(self, table: str) -> list[str]:
+        """Keys of the parts of ``table`` (every part, complete call or not)."""
         d = self.table_dir(table)
         return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
 
-    def read(self, table: str, key: str | None = None) -> pa.Table:
-        """One part, or all parts of a table concatenated (empty table with schema if none)."""
+    def visible_keys(self, table: str) -> list[str]:
+        """Keys readers see: for per-call tables, only calls whose ``calls`` part exists."""
+        keys = self.keys(table)
+        if table != "calls" and TABLES[table].partition_by == "call_id":
+            done = set(self.keys("calls"))
+            keys = [k for k in keys if k in done]
+        return keys
+
+    def read(self, table: str, key: str | None = None, skip_unreadable: bool = False) -> pa.Table:
+        """One part, or the visible parts of a table concatenated (empty table with schema if
+        none).  An unreadable part raises ``CatalogError``, or with ``skip_unreadable`` is left
+        out with a warning."""
         spec = TABLES[table]
         if key is not None:
             path = self.part_path(table, key)
             if not path.exists():
                 raise CatalogError(f"{path}: no {table!r} rows for {key!r}")
-            return pq.read_table(path)
-        parts = [pq.read_table(self.part_path(table, k)) for k in self.keys(table)]
+            return read_part(path)
+        parts = []
+        for k in self.visible_keys(table):
+            try:
+                parts.append(read_part(self.part_path(table, k)))
+            except FileNotFoundError:  # deleted since the listing
+                continue
+            except CatalogError as exc:
+                if not skip_unreadable:
+                    raise
+                log.warning("skipped %s", exc)
         if not parts:
             return spec.schema.empty_table()
         return pa.concat_tables(parts, promote_options="permissive")
 
-    # -- DuckDB views ------------------------------------------------------------------
+    # -- SQL ---------------------------------------------------------------------------
     def refresh_views(self) -> None:
-        """(Re)create one DuckDB view per table over its Parquet parts."""
-        import duckdb
+        """Kept for callers: views are built per connection now, so there is nothing to refresh.
+        Removes a ``catalog.duckdb`` of older versions (its views held absolute paths, so a copy
+        read the original's data).  Never raises."""
+        for name in (LEGACY_DB, LEGACY_DB + ".wal"):
+            try:
+                (self.root / name).unlink()
+            except OSError:
+                pass
 
-        self.ensure_writable()
-        con = duckdb.connect(str(self.db_path))
-        try:
-            for name, spec in TABLES.items():
-                d = self.table_dir(name)
-                if self.keys(name):
-                    glob = (d / "*.parquet").as_posix().replace("'", "''")
-                    sql = f"SELECT * FROM read_parquet('{glob}', union_by_name=true)"
-                else:
-                    cols = ", ".join(
-                        f"CAST(NULL AS {_duck_type(f.type)}) AS \"{f.name}\"" for f in spec.schema
-                    )
-                    sql = f"SELECT {cols} WHERE false"
-                con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
-        finally:
-            con.close()
+    def query(self, sql: str, **limits: Any) -> pa.Table:
+        """Run one read-only query (``data_catalog.query.open_query``) and return all its rows."""
+        from data_catalog.query import open_query
 
-    def query(self, sql: str) -> pa.Table:
-        """Run ``sql`` on a read-only DuckDB connection and return an Arrow table."""
-        import duckdb
-
-        if not self.db_path.exists():
-            raise CatalogError(f"{self.root}: no catalog here (run `speechfin run` first)")
-        con = duckdb.connect(str(self.db_path), read_only=True)
-        try:
-            rel = con.sql(sql)
-            if rel is None:  # a statement without a result
-                return pa.table({})
-            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-        except duckdb.Error as exc:
-            raise CatalogError(f"query failed: {str(exc).splitlines()[0]}") from exc
-        finally:
-            con.close()
+        with open_query(self.root, sql, **limits) as result:
+            return result.read_all()
 
 
 def _duck_type(t: pa.DataType) -> str:

@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from pipelines import cli_report, cli_ser, cli_serve, cli_study
+from pipelines import cli_catalog
 
 app = typer.Typer(
     help="speechfin: financial speech analytics (diarization, transcription, speech emotion, event studies).",
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(cli_ser.app, name="ser")
 app.add_typer(cli_study.app, name="study")
 app.add_typer(cli_report.app, name="report")
+app.add_typer(cli_catalog.app, name="catalog")
 app.command("serve")(cli_serve.serve)
 eval_app = typer.Typer(help="Score diarization (DER) and transcription (WER) against references.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -127,38 +129,40 @@ def _print_summary(summary) -> None:
 
 @app.command()
 def query(
-    sql: str = typer.Argument(..., help="SQL over the catalog views (calls, speakers, segments, words, emotions, ...)."),
+    sql: str = typer.Argument(..., help="One read-only query (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE) over the catalog views (calls, speakers, segments, words, emotions, ...)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog folder (default: as for `speechfin run`)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the result to .parquet or .csv instead of printing."),
     limit: int = typer.Option(50, help="Rows to print (not applied to --out)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Stop after this many rows (also with --out)."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Stop the query after this many seconds."),
 ) -> None:
-    """Answer SQL on a read-only connection to the catalog."""
+    """Answer one read-only SQL query on a sandboxed connection to the catalog; the result streams."""
     if out is not None and out.suffix not in (".parquet", ".csv"):
         fail(f"{out}: --out must end in .parquet or .csv")
-    from data_catalog import Catalog, CatalogError
+    from data_catalog import CatalogError
+    from data_catalog.query import BadQuery, open_query, write_result
 
-    cat = Catalog(_catalog_dir(catalog))
     try:
-        result = cat.query(sql)
-    except CatalogError as exc:
-        fail(str(exc))
-    if out is not None:
-        import pyarrow.csv as pcsv
-        import pyarrow.parquet as pq
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        (pq.write_table if out.suffix == ".parquet" else pcsv.write_csv)(result, str(out))
-        typer.echo(f"wrote {result.num_rows} rows to {out}")
-        return
+        with open_query(_catalog_dir(catalog), sql, timeout_s=timeout, max_rows=max_rows) as result:
+            if out is not None:
+                n = write_result(result, out)
+                typer.echo(f"wrote {n} rows to {out}" + (f" (stopped at --max-rows {max_rows})" if result.truncated else ""))
+                return
+            head, more = result.head(max(0, limit))
+    except BadQuery as exc:
+        fail(str(exc), 2)
+    except CatalogError as exc:  # disk full, permissions, time or memory limit, unreadable part
+        fail(str(exc), 1)
     from rich.table import Table
 
     t = Table(show_lines=False)
-    for name in result.column_names:
+    for name in head.column_names:
         t.add_column(name, overflow="fold")
-    for row in result.slice(0, limit).to_pylist():
+    for row in head.to_pylist():
         t.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row.values()])
     _wide_console(120).print(t)
-    typer.echo(f"{result.num_rows} rows" + (f" (first {limit} shown)" if result.num_rows > limit else ""))
+    typer.echo(f"first {head.num_rows} rows shown; the result has more (--out FILE writes them all)" if more
+               else f"{head.num_rows} rows")
 
 
 @eval_app.command("diarization")

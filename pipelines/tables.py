@@ -8,19 +8,23 @@ parts (same keys), leaving no duplicates.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 
-from data_catalog import Catalog
+from data_catalog import Catalog, CatalogError
+from data_catalog.schemas import REQUIRED_CALL_PARTS
+from data_catalog.store import part_readable
 from pipelines.archive import CallEntry
 from pipelines.settings import PIPELINE_VERSION
 from pipelines.types import Audio, Segment, SpeakerInfo
 
 CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajectories", "call_features", "calls")
 VOICE_MATCH_DISTANCE = 0.2
+log = logging.getLogger("speechfin.tables")
 
 
 def failure_key(source: str, row: int = 0) -> str:
@@ -31,8 +35,9 @@ def failure_key(source: str, row: int = 0) -> str:
 def link_voices(catalog: Catalog, call_id: str, embeddings: dict[str, np.ndarray], model: str,
                 max_distance: float = VOICE_MATCH_DISTANCE) -> dict[str, str]:
     """Map each speaker to a cross-call ``voice_id``: the closest known voice of the same
-    embedding model within ``max_distance`` (cosine), else a new id."""
-    known = catalog.read("voices")
+    embedding model within ``max_distance`` (cosine), else a new id.  An unreadable ``voices``
+    part is skipped with a warning (``speechfin catalog verify --repair`` drops it)."""
+    known = catalog.read("voices", skip_unreadable=True)
     ids, vecs = [], []
     if known.num_rows:
         for row in known.to_pylist():
@@ -103,11 +108,28 @@ def write_call(catalog: Catalog, call_id: str, tables: dict[str, pa.Table]) -> N
 
 
 def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
-    """The front end is done when the ``calls`` row exists for this pipeline version and profile."""
+    """The front end is done when the ``calls`` row exists for this pipeline version and profile,
+    the call's other required parts exist, and every part of the call has a readable Parquet
+    footer (the cheap check: a corrupt part makes the call incomplete, so it is reprocessed)."""
     if not catalog.has("calls", call_id):
         return False
-    row = catalog.read("calls", call_id).to_pylist()
-    return bool(row) and row[0]["pipeline_version"] == PIPELINE_VERSION and row[0]["profile"] == profile
+    try:
+        row = catalog.read("calls", call_id).to_pylist()
+    except CatalogError as exc:
+        log.warning("call %s is reprocessed: %s", call_id, exc)
+        return False
+    if not (row and row[0]["pipeline_version"] == PIPELINE_VERSION and row[0]["profile"] == profile):
+        return False
+    for table in CALL_TABLES:
+        path = catalog.part_path(table, call_id)
+        if not path.exists():
+            if table in REQUIRED_CALL_PARTS:
+                log.warning("call %s is reprocessed: %s is missing", call_id, path)
+                return False
+        elif not part_readable(path):
+            log.warning("call %s is reprocessed: %s is not a readable Parquet part", call_id, path)
+            return False
+    return True
 
 
 def emotions_current(catalog: Catalog, call_id: str, model_id: str) -> bool:
@@ -135,6 +157,8 @@ def read_call(catalog: Catalog, call_id: str) -> tuple[list[Segment], list[Speak
 
 
 def record_failure(catalog: Catalog, source: str, stage: str, reason: str, row: int = 0) -> None:
+    """Write the failure record of ``source``; a catalog that cannot be written (disk full,
+    permissions) raises ``CatalogError`` with one line naming the file."""
     key = failure_key(source, row)
     catalog.write("failures", key, [{"key": key, "source_uri": source, "stage": stage, "reason": reason,
                                      "failed_at": datetime.now(timezone.utc)}])

@@ -17,6 +17,14 @@ def _segments(call_id: str, n: int) -> list[dict]:
              "end_s": i + 0.5, "section": "prepared", "text": f"sentence {i}", "asr_confidence": 0.9} for i in range(n)]
 
 
+def _call(call_id: str) -> list[dict]:
+    """The ``calls`` row that marks a call complete (views only show complete calls)."""
+    return [{"call_id": call_id, "event_type": "press_conference", "entity": "FOMC",
+             "event_time": datetime(2019, 1, 30, 19, 30, tzinfo=timezone.utc), "language": "en", "duration_s": 1.0,
+             "source_uri": "x", "title": "t", "processed_at": datetime.now(timezone.utc), "pipeline_version": "0",
+             "profile": "embedded"}]
+
+
 def test_write_read_round_trip_and_query(tmp_path):
     cat = Catalog(tmp_path / "cat")
     cat.write("segments", "aaaa", _segments("aaaa", 3))
@@ -24,6 +32,8 @@ def test_write_read_round_trip_and_query(tmp_path):
     back = cat.read("segments", "aaaa").to_pylist()
     assert back == _segments("aaaa", 3)
     assert cat.read("segments").schema.equals(TABLES["segments"].schema)
+    cat.write("calls", "aaaa", _call("aaaa"))
+    cat.write("calls", "bbbb", _call("bbbb"))
     cat.refresh_views()
     out = cat.query("select call_id, count(*) n, sum(segment_id) s from segments group by 1 order by 1").to_pylist()
     assert out == [{"call_id": "aaaa", "n": 3, "s": 3}, {"call_id": "bbbb", "n": 5, "s": 10}]
@@ -36,6 +46,7 @@ def test_rewrite_replaces_part_without_duplicates(tmp_path):
     cat = Catalog(tmp_path)
     cat.write("segments", "aaaa", _segments("aaaa", 4))
     cat.write("segments", "aaaa", _segments("aaaa", 2))
+    cat.write("calls", "aaaa", _call("aaaa"))
     cat.refresh_views()
     assert cat.query("select count(*) n from segments").to_pylist() == [{"n": 2}]
     assert not [p for p in (tmp_path / "tables" / "segments").iterdir() if p.name.endswith(".tmp")]

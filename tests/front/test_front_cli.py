@@ -50,7 +50,10 @@ def test_query_prints_and_writes_files(tmp_path):
     rows = [{"call_id": "c1", "segment_id": i, "speaker": "SPEAKER_00", "start_s": i * 1.0, "end_s": i + 0.5,
              "section": "qa" if i > 2 else "prepared", "text": f"t{i}", "asr_confidence": 0.5} for i in range(6)]
     cat.write("segments", "c1", rows)
-    cat.refresh_views()
+    cat.write("calls", "c1", [{"call_id": "c1", "event_type": "press_conference", "entity": "FOMC",
+                               "event_time": None, "language": "en", "duration_s": 6.0, "source_uri": "c1.wav",
+                               "title": "", "processed_at": None, "pipeline_version": "0", "profile": "embedded"}])
+    cat.refresh_views()  # views show complete calls only: those with a calls part
     r = CliRunner().invoke(app, ["query", "select section, count(*) n from segments group by 1 order by 1",
                                  "--catalog", str(cat.root)])
     assert r.exit_code == 0 and "prepared" in r.output and "2 rows" in r.output

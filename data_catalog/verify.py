@@ -1,0 +1,151 @@
+"""``speechfin catalog verify [--repair]``: check every part of a catalog, drop what is broken.
+
+A part is good when it is readable Parquet, has its table's columns with their types (plus
+declared extras), and every row's partition key is the file name.  A complete call (one with a
+``calls`` part) also has every part in ``schemas.REQUIRED_CALL_PARTS``.
+
+``--repair`` removes a broken part; for a per-call table it removes the whole call, its ``calls``
+part (the completion marker) first, so the next ``speechfin run`` reprocesses the call.  It also
+removes temporary files and parts of incomplete calls older than an hour (a killed writer's;
+a live writer's are newer) and a ``catalog.duckdb`` of older versions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_catalog.schemas import REQUIRED_CALL_PARTS, TABLES
+from data_catalog.store import LEGACY_DB, STALE_TMP_AGE_S, Catalog, CatalogError, first_line
+
+
+@dataclass
+class Problem:
+    path: Path
+    problem: str
+    repair: str = ""  # what --repair did, '' if nothing
+
+    def line(self) -> str:
+        return f"{self.path}: {self.problem}" + (f"; {self.repair}" if self.repair else "")
+
+
+@dataclass
+class Report:
+    root: Path
+    n_parts: int
+    problems: list[Problem]
+
+    @property
+    def n_left(self) -> int:
+        return sum(not p.repair for p in self.problems)
+
+    def summary(self) -> str:
+        fixed = len(self.problems) - self.n_left
+        return (f"{self.root}: {self.n_parts} parts checked, {len(self.problems)} problem(s)"
+                + (f", {fixed} repaired" if fixed else ""))
+
+
+def check_part(table: str, path: Path) -> str:
+    """What is wrong with the part at ``path`` of ``table`` ('' if nothing)."""
+    spec = TABLES[table]
+    try:
+        data = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"unreadable Parquet ({first_line(exc)})"
+    for f in spec.schema:
+        if f.name not in data.column_names:
+            return f"column {f.name!r} is missing"
+        got = data.schema.field(f.name).type
+        if not got.equals(f.type):
+            return f"column {f.name!r} is {got}, not {f.type}"
+    extras = [c for c in data.column_names if c not in spec.columns]
+    bad = [c for c in extras if not any(c.startswith(p) for p in spec.extra_prefixes)]
+    if bad:
+        return f"unknown columns {bad}"
+    keys = set(data.column(spec.partition_by).to_pylist())
+    if data.num_rows and keys != {path.stem}:
+        return f"rows for {sorted(map(str, keys))[:3]} in the part of {path.stem!r}"
+    return ""
+
+
+def call_parts(catalog: Catalog, call_id: str) -> list[Path]:
+    """Every part of a call, its ``calls`` part (the completion marker) first."""
+    tables = ["calls"] + [t for t, spec in TABLES.items() if spec.partition_by == "call_id" and t != "calls"]
+    return [p for p in (catalog.part_path(t, call_id) for t in tables) if p.exists()]
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def verify(root: str | Path, repair: bool = False, stale_age_s: float = STALE_TMP_AGE_S) -> Report:
+    """Check every part of the catalog at ``root``; with ``repair``, drop what is broken."""
+    catalog = Catalog(root)
+    if not catalog.tables_root.is_dir():
+        raise CatalogError(f"{catalog.root}: no catalog here (no tables/ folder)")
+    problems: list[Problem] = []
+
+    def found(path: Path, problem: str, fix: list[Path] | None = None, done: str = "") -> None:
+        ok = repair and fix is not None and all(_remove(p) for p in fix)
+        problems.append(Problem(path, problem, done if ok else ""))
+
+    legacy = catalog.root / LEGACY_DB
+    if legacy.exists():
+        found(legacy, "view database of an older version (not read any more)", [legacy], "removed")
+    for d in sorted(p for p in catalog.tables_root.iterdir() if p.is_dir() and p.name not in TABLES):
+        found(d, "not a table of the catalog (left alone)")
+    for tmp in catalog.stale_temps(stale_age_s):
+        found(tmp, "temporary file of a killed writer", [tmp], "removed")
+
+    n_parts = 0
+    complete = set(catalog.keys("calls"))
+    for table, spec in TABLES.items():
+        per_call = spec.partition_by == "call_id"
+        for key in catalog.keys(table):
+            n_parts += 1
+            path = catalog.part_path(table, key)
+            problem = check_part(table, path)
+            if not problem:
+                continue
+            if per_call:
+                found(path, problem, call_parts(catalog, key), f"dropped call {key}: the next run reprocesses it")
+            else:
+                found(path, problem, [path], "dropped")
+
+    complete = set(catalog.keys("calls"))  # after the repairs above
+    cutoff = time.time() - stale_age_s
+    for key in sorted(complete):
+        missing = [t for t in REQUIRED_CALL_PARTS if not catalog.has(t, key)]
+        if missing:
+            found(catalog.part_path("calls", key), f"complete call without its {', '.join(missing)} part(s)",
+                  call_parts(catalog, key), f"dropped call {key}: the next run reprocesses it")
+    orphans: dict[str, list[Path]] = {}
+    for table, spec in TABLES.items():
+        if spec.partition_by == "call_id" and table != "calls":
+            for key in catalog.keys(table):
+                if key not in complete:
+                    orphans.setdefault(key, []).append(catalog.part_path(table, key))
+    for key, paths in sorted(orphans.items()):
+        old = all(_mtime(p) < cutoff for p in paths)
+        found(paths[0].parent.parent / f"*/{key}.parquet",
+              f"incomplete call {key} ({len(paths)} part(s), no calls part): invisible to queries"
+              + ("" if old else ", written in the last hour (a run in progress?), left alone"),
+              paths if old else None, "removed")
+    return Report(catalog.root, n_parts, problems)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
