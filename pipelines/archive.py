@@ -19,6 +19,7 @@ from pathlib import Path
 from pipelines.roles import EVENT_TYPES, HintError, parse_speakers_hint
 
 REQUIRED = ("file", "event_type", "entity", "event_time")
+METADATA = ("event_type", "entity", "event_time", "title")  # copied into the call's ``calls`` row
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".m4a", ".mp4", ".ogg", ".aac", ".webm"}
 
 
@@ -39,6 +40,11 @@ class CallEntry:
     title: str = ""
     speakers_hint: str = ""
     error: str = ""
+    source: str = ""  # key of the row's failure record: the resolved file path (or manifest), with ``row``
+
+    def metadata(self) -> dict[str, object]:
+        """The fields of the ``calls`` row this entry sets, and that a corrected manifest may change."""
+        return {k: getattr(self, k) for k in METADATA}
 
 
 def parse_event_time(value: str) -> datetime:
@@ -57,6 +63,7 @@ def _validate(archive: Path, n: int, row: dict[str, str]) -> CallEntry:
                 entity=(row.get("entity") or "").strip(), event_time=None,
                 title=(row.get("title") or "").strip(), speakers_hint=(row.get("speakers_hint") or "").strip())
     where = f"{archive / 'manifest.csv'}:{n}"
+    base["source"] = str((archive / file).resolve() if file else (archive / "manifest.csv").resolve())
     if not file:
         return CallEntry(**base, error=f"{where}: empty 'file'")
     path = (archive / file).resolve()

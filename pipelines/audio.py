@@ -8,14 +8,27 @@ decoded call is ever held in memory (about 230 MB for one hour).
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.types import SAMPLE_RATE, Audio
 
+log = logging.getLogger("speechfin")
+
 MIN_DURATION_S = 1.0
+TRUNCATION_TOLERANCE_S = 1.0  # decoders may drop a frame or two at the end: not a truncation
 SILENCE_DBFS = -60.0
+
+
+def _header_duration(container, stream) -> float | None:
+    """The duration the file's header announces (container, else stream), in seconds."""
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
 
 
 class AudioError(ValueError):
@@ -35,7 +48,8 @@ def decode_audio(path: str | Path, min_duration_s: float = MIN_DURATION_S) -> Au
 
     Raises :class:`AudioError` (one line, naming the file) for a missing or empty file, a
     file that is not audio, a corrupt stream, audio shorter than ``min_duration_s`` and
-    pure digital silence.
+    pure digital silence.  A file that decodes to less than its header announces (cut
+    short) is kept, with ``Audio.warning`` saying so.
     """
     import av
 
@@ -46,11 +60,13 @@ def decode_audio(path: str | Path, min_duration_s: float = MIN_DURATION_S) -> Au
         raise AudioError(f"{path}: empty file (0 bytes)")
     sha = file_sha256(path)
     chunks: list[np.ndarray] = []
+    header_s = None
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError(f"{path}: no audio stream")
             stream = container.streams.audio[0]
+            header_s = _header_duration(container, stream)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
@@ -69,6 +85,10 @@ def decode_audio(path: str | Path, min_duration_s: float = MIN_DURATION_S) -> Au
         raise AudioError(f"{path}: no decodable audio frames (corrupt or truncated)")
     samples = (np.concatenate(chunks).astype(np.float32) / 32768.0)
     audio = Audio(path=path, samples=samples, sample_rate=SAMPLE_RATE, sha256=sha)
+    if header_s and audio.duration_s < header_s - max(TRUNCATION_TOLERANCE_S, 0.01 * header_s):
+        audio.warning = (f"{path}: truncated: decoded {audio.duration_s:.1f} s of the {header_s:.1f} s "
+                         f"its header announces")
+        log.warning(audio.warning)
     if audio.duration_s < min_duration_s:
         raise AudioError(f"{path}: too short ({audio.duration_s:.2f} s < {min_duration_s:.1f} s)")
     peak = float(np.abs(samples).max())

@@ -14,8 +14,9 @@ from typing import Optional
 
 import typer
 
-from pipelines import cli_report, cli_ser, cli_serve, cli_study
+from pipelines import cli_report, cli_ser, cli_serve, cli_study, exitcodes
 from pipelines import cli_catalog
+from pipelines.exitcodes import ExitCode
 
 app = typer.Typer(
     help="speechfin: financial speech analytics (diarization, transcription, speech emotion, event studies).",
@@ -38,10 +39,9 @@ class ProfileName(str, enum.Enum):
     full = "full"
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+def fail(message: str, code: int = ExitCode.USAGE) -> None:
+    """Print a one-line error and exit (codes: ``pipelines.exitcodes``)."""
+    exitcodes.fail(message, code)
 
 
 def quiet_prefect() -> None:
@@ -82,7 +82,9 @@ def run(
     from data_catalog import CatalogError
     from finance.errors import FinanceError
     from pipelines.archive import ManifestError
+    from pipelines.flows import CallStatus
     from pipelines.flows_main import main_job
+    from pipelines.models import ModelLoadError
     from pipelines.settings import get_profile
     from reports import ReportError
 
@@ -90,16 +92,25 @@ def run(
     cat = _catalog_dir(catalog)
     try:
         result = main_job(str(archive), str(cat), prof, tuple(studies), not no_report, force, not no_progress)
-    except (ManifestError, CatalogError, FinanceError, ReportError) as exc:
+    except (ManifestError, FinanceError, ReportError) as exc:
         fail(str(exc))
+    except CatalogError as exc:
+        fail(str(exc), ExitCode.FAILED)
     summary = result.archive
+    if isinstance(summary.error, (ManifestError, ModelLoadError)):  # nothing ran: bad input or configuration
+        fail(str(summary.error))
     _print_summary(summary)
     for line in result.summary().splitlines()[len(summary.summary().splitlines()):]:
         typer.echo(line)
-    if summary.count("processed") == 0 and summary.count("skipped") > 0 and summary.count("failed") == 0:
+    if summary.error is not None:  # a catalog write failed (disk full, permissions): stopped
+        fail(str(summary.error), ExitCode.FAILED)
+    done = sum(summary.count(s) for s in CallStatus if s != CallStatus.FAILED)
+    if summary.outcomes and all(o.status == CallStatus.SKIPPED for o in summary.outcomes):
         typer.echo("nothing to do: every call is already in the catalog")
-    if summary.count("failed") and not (summary.count("processed") or summary.count("skipped")):
-        raise typer.Exit(1)
+    code = exitcodes.run_code(done, summary.count(CallStatus.FAILED))
+    if code == ExitCode.OK and result.n_failed:
+        code = ExitCode.PARTIAL  # every call went through, a study or a report failed
+    raise typer.Exit(int(code))
 
 
 def _wide_console(min_width: int):
@@ -118,7 +129,7 @@ def _print_summary(summary) -> None:
         t.add_column(col, overflow="fold")
     for o in summary.outcomes:
         rtf = f"{o.wall_s / o.duration_s:.3f}" if o.duration_s else ""
-        t.add_row(o.file, o.status, o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
+        t.add_row(o.file, str(o.status), o.call_id, f"{o.duration_s:.1f}" if o.duration_s else "",
                   f"{o.wall_s:.1f}" if o.wall_s else "", rtf, str(o.n_speakers or ""), str(o.n_segments or ""), o.reason)
     _wide_console(160).print(t)
     for o in summary.outcomes:

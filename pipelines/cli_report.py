@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from pipelines.exitcodes import ExitCode, fail
+
 app = typer.Typer(help="Render call and study research reports (HTML/PDF).", no_args_is_help=True)
 
 CATALOG_HELP = "Catalog folder (default: $SPEECHFIN_CATALOG or ./speechfin_catalog)."
@@ -14,7 +16,8 @@ OUT_HELP = "Output file: .html (self-contained) or .pdf."
 
 
 def _render(fn, catalog: Optional[Path], out: Path) -> None:
-    """Run ``fn(catalog)``; a bad input becomes a one-line error and exit 1."""
+    """Run ``fn(catalog)``; a bad input becomes a one-line error and exit 2, a catalog or
+    disk failure exit 1 (``pipelines.exitcodes``)."""
     import logging
 
     from data_catalog import CatalogError
@@ -27,12 +30,12 @@ def _render(fn, catalog: Optional[Path], out: Path) -> None:
         catalog = default_catalog()
     try:
         path = fn(catalog)
-    except (ReportError, CatalogError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
+    except ReportError as exc:
+        fail(exc, ExitCode.USAGE)
+    except CatalogError as exc:
+        fail(exc, ExitCode.FAILED)
     except OSError as exc:
-        typer.secho(f"error: {exc.filename or out}: {exc.strerror or exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
+        fail(f"{exc.filename or out}: {exc.strerror or exc}", ExitCode.FAILED)
     typer.echo(f"wrote {path}")
 
 

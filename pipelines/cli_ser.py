@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from pipelines.exitcodes import ExitCode, fail
+
 app = typer.Typer(help="Train, evaluate and apply speech-emotion (SER) models.", no_args_is_help=True)
 
 CONFIG_HELP = "experiment TOML (default: the embedded recipe ser_models/configs/embedded.toml)"
@@ -20,8 +22,7 @@ def _setup(quiet: bool = False):
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2)
+    fail(exc, ExitCode.USAGE)  # bad corpus, checkpoint or config (pipelines.exitcodes)
 
 
 def _experiment(config: Optional[Path], seed: Optional[int]):

@@ -10,10 +10,7 @@ from typing import Optional
 
 import typer
 
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+from pipelines.exitcodes import ExitCode, fail, run_code
 
 
 def serve(
@@ -30,10 +27,10 @@ def serve(
     """Serve the flows as a Prefect deployment on a schedule: each run processes the recordings added
     since the last one, refreshes the affected studies and reports, and logs a run summary."""
     if not (archive / "manifest.csv").is_file():
-        _fail(f"{archive}: no manifest.csv here (need an archive folder with columns file, event_type, entity, event_time)", 2)
+        fail(f"{archive}: no manifest.csv here (need an archive folder with columns file, event_type, entity, event_time)", ExitCode.USAGE)
     bad = [f for f in fmt if f not in ("html", "pdf")]
     if bad:
-        _fail(f"--format {bad[0]!r}: use html or pdf", 2)
+        fail(f"--format {bad[0]!r}: use html or pdf", ExitCode.USAGE)
     from pipelines.cli import quiet_prefect
 
     quiet_prefect()
@@ -52,14 +49,16 @@ def serve(
         if once:
             summary = watch_archive(str(archive), str(cat), str(reports or ""), list(study), profile, list(fmt))
             typer.echo(summary.summary())
-            return
+            raise typer.Exit(int(run_code(len(summary.processed), len(summary.failed))))
         from prefect.client.schemas.schedules import CronSchedule
 
         try:
             CronSchedule(cron=cron, timezone="UTC")
         except ValueError as exc:
-            _fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", 2)
+            fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", ExitCode.USAGE)
         typer.echo(f"serving {archive} -> {Catalog(cat).root} on '{cron}' (UTC); stop with Ctrl-C")
         serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name)
-    except (ArchiveGoneError, CatalogError, ManifestError, FinanceError, ValueError) as exc:
-        _fail(str(exc).splitlines()[0])
+    except (ArchiveGoneError, CatalogError) as exc:
+        fail(exc, ExitCode.FAILED)
+    except (ManifestError, FinanceError, ValueError) as exc:
+        fail(exc, ExitCode.USAGE)

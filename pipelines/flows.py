@@ -7,7 +7,7 @@ shared by every call of an archive.
 
 from __future__ import annotations
 
-import logging
+import enum
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,12 +16,12 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from data_catalog import Catalog
+from data_catalog import Catalog, CatalogError
 from pipelines import progress
-from pipelines.archive import CallEntry, read_manifest
+from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.asr import words_of
-from pipelines.audio import decode_audio, file_sha256
-from pipelines.models import load_emotion, load_models
+from pipelines.audio import AudioError, decode_audio, file_sha256
+from pipelines.models import ModelLoadError, load_emotion, load_models
 from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
 from pipelines.settings import Profile, get_profile
 from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
@@ -40,10 +40,23 @@ class StageError(RuntimeError):
         self.stage = stage
 
 
+class CallStatus(str, enum.Enum):
+    """What happened to one manifest row (the value is the word the run summary prints)."""
+
+    PROCESSED = "processed"
+    RESCORED = "rescored"  # emotion tables only (the SER model changed)
+    METADATA_UPDATED = "metadata updated"  # a corrected manifest row: the calls row only, no audio work
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class CallOutcome:
     file: str
-    status: str  # processed | rescored (emotion tables only) | skipped | failed
+    status: CallStatus
     call_id: str = ""
     reason: str = ""
     stage: str = ""
@@ -52,6 +65,7 @@ class CallOutcome:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     n_speakers: int = 0
     n_segments: int = 0
+    warning: str = ""  # one line: the call is in the catalog, but something about it needs a look
 
 
 @dataclass
@@ -61,54 +75,91 @@ class ArchiveSummary:
     outcomes: list[CallOutcome]
     wall_s: float
     model_load_s: float = 0.0
+    error: Exception | None = None  # the run stopped: bad manifest, a model that cannot load, a catalog write
 
-    def count(self, status: str) -> int:
+    def count(self, status: CallStatus) -> int:
         return sum(o.status == status for o in self.outcomes)
 
     @property
     def audio_hours(self) -> float:
-        return sum(o.duration_s for o in self.outcomes if o.status == "processed") / 3600
+        return sum(o.duration_s for o in self.outcomes if o.status == CallStatus.PROCESSED) / 3600
 
     @property
     def rtf(self) -> float:
         audio = self.audio_hours * 3600
-        return sum(o.wall_s for o in self.outcomes if o.status == "processed") / audio if audio else float("nan")
+        return sum(o.wall_s for o in self.outcomes if o.status == CallStatus.PROCESSED) / audio if audio else float("nan")
 
     @property
     def changed(self) -> bool:
-        return any(o.status in ("processed", "rescored") for o in self.outcomes)
+        return any(o.status in (CallStatus.PROCESSED, CallStatus.RESCORED, CallStatus.METADATA_UPDATED)
+                   for o in self.outcomes)
 
     def summary(self) -> str:
         lines = [f"archive {self.archive} -> catalog {self.catalog}",
-                 f"processed {self.count('processed')}, emotions recomputed {self.count('rescored')}, "
-                 f"skipped {self.count('skipped')} (already in the catalog), "
-                 f"failed {self.count('failed')}; audio {self.audio_hours:.3f} h; wall {self.wall_s:.1f} s "
+                 f"processed {self.count(CallStatus.PROCESSED)}, emotions recomputed {self.count(CallStatus.RESCORED)}, "
+                 f"metadata updated {self.count(CallStatus.METADATA_UPDATED)}, "
+                 f"skipped {self.count(CallStatus.SKIPPED)} (already in the catalog), "
+                 f"failed {self.count(CallStatus.FAILED)}; audio {self.audio_hours:.3f} h; wall {self.wall_s:.1f} s "
                  f"(model loading {self.model_load_s:.1f} s); real-time factor "
                  + ("n/a (no audio processed)" if math.isnan(self.rtf) else f"{self.rtf:.3f}")]
         for o in self.outcomes:
-            if o.status == "failed":
+            if o.status == CallStatus.FAILED:
                 lines.append(f"  failed: {o.reason}")
+            elif o.status == CallStatus.METADATA_UPDATED:
+                lines.append(f"  metadata updated: {o.file} (call {o.call_id}): {o.reason}")
+            if o.warning:
+                lines.append(f"  warning: {o.warning}")
+        if self.error is not None:
+            lines.append(f"  stopped: {_one_line(self.error)}")
         return "\n".join(lines)
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
     progress.stage_started(name)
     t0 = time.perf_counter()
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
     except StageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - re-raised with the stage name
-        raise StageError(name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    except Exception as exc:  # noqa: BLE001 - re-raised with the stage name (Prefect has logged the task's traceback)
+        raise StageError(name, _one_line(exc)) from exc
     finally:
         times[name] = time.perf_counter() - t0
         progress.stage_done()
+    if isinstance(out, EXPECTED_ERRORS):
+        raise StageError(name, _one_line(out))
+    return out
+
+
+def update_call_metadata(catalog: Catalog, call_id: str, entry: CallEntry) -> list[str]:
+    """Copy the manifest's metadata (``archive.METADATA``) into the ``calls`` row of an
+    already processed call; returns ``field: old -> new`` for each field that changed."""
+    row = catalog.read("calls", call_id).to_pylist()[0]
+    new = entry.metadata()
+    changes = [f"{k} {row[k]!s} -> {new[k]!s}" if k == "event_time" else f"{k} {row[k]!r} -> {new[k]!r}"
+               for k in new if row[k] != new[k]]
+    if changes:
+        catalog.write("calls", call_id, [row | new])
+    return changes
 
 
 # ---------------------------------------------------------------------------- tasks
+# Expected failures (a bad recording, a full disk) are returned as values, not raised: Prefect
+# logs every exception raised in a task as a crash, with a traceback, and these are one-line
+# reasons of the run summary.  ``_run_stage`` turns them into a ``StageError``.
+EXPECTED_ERRORS = (AudioError, CatalogError)
+
+
 @task(name="decode", cache_policy=NONE)
 def decode_task(path: str):
-    return decode_audio(path)
+    try:
+        return decode_audio(path)
+    except AudioError as exc:
+        return exc
 
 
 @task(name="voice-activity", cache_policy=NONE)
@@ -142,16 +193,31 @@ def emotions_task(audio, segments, speakers, profile: Profile):
 
 
 @task(name="write-tables", cache_policy=NONE)
-def write_task(catalog_dir: str, result: CallResult, emotions) -> None:
+def write_task(catalog_dir: str, result: CallResult, emotions) -> CatalogError | None:
     catalog = Catalog(catalog_dir)
-    voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
-    write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables())
-    clear_failure(catalog, result.entry.path, result.entry.row)
+    try:
+        voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
+        write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables())
+    except CatalogError as exc:
+        return exc
+    return None
 
 
 @task(name="write-emotion-tables", cache_policy=NONE)
-def write_emotions_task(catalog_dir: str, call_id: str, emotions) -> None:
-    write_call(Catalog(catalog_dir), call_id, emotions.tables())
+def write_emotions_task(catalog_dir: str, call_id: str, emotions) -> CatalogError | None:
+    try:
+        write_call(Catalog(catalog_dir), call_id, emotions.tables())
+    except CatalogError as exc:
+        return exc
+    return None
+
+
+@task(name="update-metadata", cache_policy=NONE)
+def metadata_task(catalog_dir: str, call_id: str, entry: CallEntry) -> list[str] | CatalogError:
+    try:
+        return update_call_metadata(Catalog(catalog_dir), call_id, entry)
+    except CatalogError as exc:
+        return exc
 
 
 # ---------------------------------------------------------------------------- flows
@@ -161,37 +227,60 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
     score emotions, and write the call's tables.
 
     Incremental: a call already in the catalog (same ``call_id``, pipeline version and
-    profile) is skipped, unless ``force``; if only its SER model changed, only the emotion
-    tables are recomputed (from the stored segments)."""
-    profile = profile or get_profile("embedded")
-    logger = get_run_logger()
-    catalog = Catalog(catalog_dir)
+    profile) is skipped, unless ``force``; if its manifest metadata changed, only its
+    ``calls`` row is updated; if only its SER model changed, only the emotion tables are
+    recomputed (from the stored segments).
+
+    An expected failure (a bad manifest row, a bad recording, no speech, a catalog write)
+    is a ``failed`` outcome with a one-line reason, not an exception: the flow run completes."""
     if entry.error:
-        raise StageError("manifest", entry.error)
+        return CallOutcome(entry.file, CallStatus.FAILED, reason=entry.error, stage="manifest")
     t0 = time.perf_counter()
+    times: dict[str, float] = {}
+    try:
+        return _process_call(entry, Catalog(catalog_dir), profile or get_profile("embedded"), force, t0, times)
+    except StageError as exc:
+        reason = str(exc) if entry.path in str(exc) else f"{entry.path}: {exc}"
+        return CallOutcome(entry.file, CallStatus.FAILED, reason=reason, stage=exc.stage,
+                           wall_s=time.perf_counter() - t0, stage_seconds=times)
+
+
+def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: bool, t0: float,
+                  times: dict[str, float]) -> CallOutcome:
+    logger = get_run_logger()
     progress.call_started(entry.file, len(STAGES))
     call_id = file_sha256(Path(entry.path))[:16] if Path(entry.path).is_file() else ""
-    times: dict[str, float] = {}
     if call_id and not force and is_complete(catalog, call_id, profile.name):
+        changes = _run_stage("write tables", times, metadata_task, str(catalog.root), call_id, entry)
         model_id = load_emotion(profile.ser_checkpoint).model_id
         if emotions_current(catalog, call_id, model_id):
+            if changes:
+                logger.info("%s: call %s, metadata updated: %s", entry.file, call_id, "; ".join(changes))
+                return CallOutcome(entry.file, CallStatus.METADATA_UPDATED, call_id, reason="; ".join(changes))
             logger.info("%s: skipped, already in the catalog as call %s", entry.file, call_id)
-            return CallOutcome(entry.file, "skipped", call_id)
+            return CallOutcome(entry.file, CallStatus.SKIPPED, call_id)
         audio = _run_stage("decode", times, decode_task, entry.path)
         segments, speakers = read_call(catalog, call_id)
         emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
         _run_stage("write tables", times, write_emotions_task, str(catalog.root), call_id, emotions)
         wall = time.perf_counter() - t0
         logger.info("%s: call %s, emotions recomputed with %s in %.1f s", entry.file, call_id, model_id, wall)
-        return CallOutcome(entry.file, "rescored", call_id, duration_s=audio.duration_s, wall_s=wall,
-                           stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments))
+        return CallOutcome(entry.file, CallStatus.RESCORED, call_id, duration_s=audio.duration_s, wall_s=wall,
+                           stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments),
+                           reason="; ".join(changes), warning=audio.warning)
     audio = _run_stage("decode", times, decode_task, entry.path)
     speech = _run_stage("voice activity", times, vad_task, audio, profile)
+    if not speech:
+        raise StageError("voice activity", f"{entry.path}: no speech found ({audio.duration_s:.1f} s of audio, "
+                                           f"no voice activity)")
     hint = parse_speakers_hint(entry.speakers_hint)
     diar = _run_stage("diarize", times, diarize_task, audio, speech, profile, hint.num_speakers)
     asr_segments = _run_stage("transcribe", times, transcribe_task, audio, speech, profile)
     segments, speakers = _run_stage("speakers & sections", times, speakers_task, asr_segments, diar,
                                     entry.event_type, entry.speakers_hint)
+    if not segments or not speakers:
+        raise StageError("transcribe", f"{entry.path}: no speech found ({audio.duration_s:.1f} s of audio, "
+                                       f"no words transcribed)")
     emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
     embedding_model = "pyannote" if load_models(profile).pyannote is not None else "resemblyzer-ge2e"
     result = CallResult(entry, audio, speakers, segments, diar.embeddings, embedding_model, profile.name)
@@ -200,43 +289,87 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
     logger.info("%s: call %s, %.1f s of audio, %d speech regions, %d speakers, %d segments in %.1f s (RTF %.3f); %s",
                 entry.file, audio.call_id, audio.duration_s, len(speech), len(speakers), len(segments), wall,
                 wall / audio.duration_s, ", ".join(f"{k} {v:.1f}s" for k, v in times.items()))
-    return CallOutcome(entry.file, "processed", audio.call_id, duration_s=audio.duration_s, wall_s=wall,
-                       stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments))
+    return CallOutcome(entry.file, CallStatus.PROCESSED, audio.call_id, duration_s=audio.duration_s, wall_s=wall,
+                       stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments), warning=audio.warning)
 
 
 @flow(name="process_archive", validate_parameters=False, log_prints=True)
 def process_archive(archive: str, catalog_dir: str, profile: Profile | None = None, force: bool = False,
                     show_progress: bool = True) -> ArchiveSummary:
-    """Map ``process_call`` over the manifest; a failed call is recorded and the batch goes on."""
+    """Map ``process_call`` over the manifest; a failed call is recorded and the batch goes on.
+
+    What stops the whole run (a bad manifest, a model that cannot load, a catalog that
+    cannot be written, even to record a failure) is returned in ``ArchiveSummary.error``,
+    not raised, so that it reads as one line."""
     profile = profile or get_profile("embedded")
     logger = get_run_logger()
     t0 = time.perf_counter()
     catalog = Catalog(catalog_dir)
-    catalog.ensure_writable()
-    entries = read_manifest(archive)
     outcomes: list[CallOutcome] = []
-    models, load_s = None, 0.0
+    load_s = 0.0
+
+    def done(error: Exception | None = None) -> ArchiveSummary:
+        summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s, error)
+        (logger.warning if error else logger.info)(summary.summary())
+        return summary
+
+    try:
+        catalog.ensure_writable()
+        entries = read_manifest(archive)
+    except (CatalogError, ManifestError) as exc:
+        return done(exc)
+    models = None
+    first: dict[str, CallEntry] = {}  # call_id -> the first row listing that audio
     with progress.progress_bars(len(entries), enabled=show_progress):
         for entry in entries:
-            if models is None and not entry.error:
-                t_load = time.perf_counter()
-                models = load_models(profile)
-                load_emotion(profile.ser_checkpoint)
-                load_s = time.perf_counter() - t_load
-            state = process_call(entry, str(catalog.root), profile, force, return_state=True)
-            if state.is_completed():
-                outcomes.append(state.result())
-            else:
-                exc = state.result(raise_on_failure=False)
-                stage = getattr(exc, "stage", "pipeline")
-                reason = str(exc) or type(exc).__name__
-                if entry.path and entry.path not in reason:
-                    reason = f"{entry.path}: {reason}"
-                record_failure(catalog, entry.path or f"{archive}/{entry.file}", stage, reason, entry.row)
-                logger.warning("%s: failed in %s: %s", entry.file, stage, reason)
-                outcomes.append(CallOutcome(entry.file, "failed", reason=reason, stage=stage))
-            progress.call_done()
-    catalog.refresh_views()
-    summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s)
-    logger.info(summary.summary())
-    return summary
+            try:
+                if models is None and not entry.error:
+                    t_load = time.perf_counter()
+                    models = load_models(profile)
+                    load_emotion(profile.ser_checkpoint)
+                    load_s = time.perf_counter() - t_load
+                outcome = _duplicate(entry, first)
+                if outcome is None:
+                    state = process_call(entry, str(catalog.root), profile, force, return_state=True)
+                    if state.is_completed():
+                        outcome = state.result()
+                    else:  # an unexpected exception: Prefect has logged its traceback
+                        exc = state.result(raise_on_failure=False)
+                        reason = _one_line(exc)
+                        outcome = CallOutcome(entry.file, CallStatus.FAILED, stage=getattr(exc, "stage", "pipeline"),
+                                              reason=reason if entry.path and entry.path in reason
+                                              else f"{entry.path or entry.source}: {reason}")
+                outcomes.append(outcome)
+                if outcome.status == CallStatus.FAILED:
+                    record_failure(catalog, entry.source, outcome.stage, outcome.reason, entry.row)
+                    logger.warning("%s: failed in %s: %s", entry.file, outcome.stage, outcome.reason)
+                else:
+                    clear_failure(catalog, entry.source, entry.row)
+            except (ModelLoadError, CatalogError) as exc:
+                return done(exc)
+            finally:
+                progress.call_done()
+    try:
+        catalog.refresh_views()
+    except CatalogError as exc:
+        return done(exc)
+    return done()
+
+
+def _duplicate(entry: CallEntry, first: dict[str, CallEntry]) -> CallOutcome | None:
+    """A ``skipped`` outcome, with a warning when the metadata differ, if ``entry`` lists the
+    same audio (same content hash) as an earlier row; else None (and ``entry`` is remembered)."""
+    if entry.error or not Path(entry.path).is_file():
+        return None
+    call_id = file_sha256(Path(entry.path))[:16]
+    if call_id not in first:
+        first[call_id] = entry
+        return None
+    prev = first[call_id]
+    same = f"same audio as manifest row {prev.row} ({prev.file}, call {call_id})"
+    diff = [k for k, v in entry.metadata().items() if prev.metadata()[k] != v]
+    if not diff:
+        return CallOutcome(entry.file, CallStatus.SKIPPED, call_id, reason=same)
+    return CallOutcome(entry.file, CallStatus.SKIPPED, call_id, reason=same,
+                       warning=f"{entry.source} (manifest row {entry.row}): {same}, with different "
+                               f"{', '.join(diff)}; kept row {prev.row}'s metadata, this row is ignored")

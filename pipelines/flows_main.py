@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from data_catalog import Catalog
+from data_catalog import Catalog, CatalogError
 from pipelines.flows import ArchiveSummary, process_archive
 from pipelines.flows_serve import WatchSummary, refresh_reports, refresh_studies
 from pipelines.settings import Profile
@@ -27,6 +27,11 @@ class MainJobSummary:
     reports: list[str] = field(default_factory=list)  # paths written
     failures: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_failed(self) -> int:
+        """Studies and reports that failed (calls are counted in ``archive``)."""
+        return sum(v.startswith("failed") for v in self.studies.values()) + len(self.failures)
 
     def summary(self) -> str:
         lines = [self.archive.summary()]
@@ -51,6 +56,10 @@ def main_job(archive: str, catalog_dir: str, profile: Profile | None = None, stu
     times["of which model loading"] = summary.model_load_s
     catalog = Catalog(catalog_dir)
     refreshed = WatchSummary(archive, str(catalog.root))
+    if summary.error is not None:  # the run stopped (bad manifest, model, catalog): nothing to refresh
+        out = MainJobSummary(summary, stage_seconds=times)
+        logger.warning(out.summary())
+        return out
     t = time.perf_counter()
     refresh_studies(catalog, list(studies), retries, retry_backoff_s, refreshed)
     times["studies"] = time.perf_counter() - t
@@ -58,7 +67,10 @@ def main_job(archive: str, catalog_dir: str, profile: Profile | None = None, stu
         t = time.perf_counter()
         refresh_reports(catalog, Path(archive), list(studies), catalog.root / "reports", ["html"], refreshed)
         times["reports"] = time.perf_counter() - t
-    catalog.refresh_views()
+    try:
+        catalog.refresh_views()
+    except CatalogError as exc:
+        summary.error = exc
     out = MainJobSummary(summary, refreshed.studies, refreshed.reports, refreshed.report_failures, times)
     logger.info(out.summary())
     return out

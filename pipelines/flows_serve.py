@@ -45,7 +45,7 @@ from prefect.tasks import exponential_backoff
 
 from data_catalog import Catalog, CatalogError
 from pipelines.archive import CallEntry, ManifestError, read_manifest
-from pipelines.flows import process_archive
+from pipelines.flows import CallStatus, process_archive
 from pipelines.models import load_emotion, load_models
 from pipelines.settings import get_profile
 from pipelines.tables import clear_failure, record_failure
@@ -118,7 +118,7 @@ def record_files(archive: Path, catalog: Catalog, entries: list[CallEntry], outc
         size, mtime = _stat(e)
         rows.append({"archive_key": archive_key(archive), "archive": str(archive.resolve()), "file": e.file,
                      "manifest_row": _row_sha(e), "size": size, "mtime_ns": mtime,
-                     "status": o.status if o else "failed", "call_id": o.call_id if o else "", "seen_at": now})
+                     "status": str(o.status) if o else "failed", "call_id": o.call_id if o else "", "seen_at": now})
     catalog.write("watched_files", archive_key(archive), rows)
 
 
@@ -225,7 +225,19 @@ def report_task(kind: str, subject: str, catalog_dir: str, out: str) -> str:
 
 
 def _retrying(t, retries: int, backoff_s: float):
-    return t.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_s))
+    return t.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_s),
+                          retry_condition_fn=_transient)
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what may pass on a second try: not a bad spec, bad data or a study with no event left."""
+    from finance.errors import FinanceError, PriceSourceError
+
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no result to look at: retry as before
+        return True
+    return not isinstance(exc, FinanceError) or isinstance(exc, PriceSourceError)
 
 
 def _reason(exc: BaseException) -> str:
@@ -316,8 +328,11 @@ def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies
         if not root.is_dir():  # deleted while processing: what was processed is complete, the rest is not
             raise ArchiveGoneError(f"{root}: archive folder was deleted during the run "
                                    f"({result.count('processed')} call(s) processed before); stopping")
-        summary.processed = [(o.file, o.call_id) for o in result.outcomes if o.status in ("processed", "rescored")]
-        summary.failed = [(o.file, o.reason) for o in result.outcomes if o.status == "failed"]
+        summary.processed = [(o.file, o.call_id) for o in result.outcomes
+                             if o.status in (CallStatus.PROCESSED, CallStatus.RESCORED, CallStatus.METADATA_UPDATED)]
+        summary.failed = [(o.file, o.reason) for o in result.outcomes if o.status == CallStatus.FAILED]
+        if result.error is not None:
+            summary.failed.append((str(root), _reason(result.error)))
         record_files(root, catalog, entries, result.outcomes)
     refresh_studies(catalog, studies, retries, retry_backoff_s, summary)
     refresh_reports(catalog, root, studies, out_dir, formats, summary)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,9 +26,37 @@ class FrontEndModels:
     load_seconds: float = 0.0
 
 
+LOCAL_OPTIONS = ("give local folders with --asr-model DIR, --diarizer DIR (or --diarizer embedded) and "
+                 "--align-model DIR (or --align-model '' for none)")
+
+
+class ModelLoadError(RuntimeError):
+    """A model the profile names cannot be loaded (not in the local cache when offline, a
+    gated model without ``HF_TOKEN``, a bad folder); the message names it and the options."""
+
+
+def _load(what: str, fn, *args, **kwargs):
+    """``fn(*args)``, a model loader; any failure becomes one :class:`ModelLoadError` line.
+    Loaders that print their own advice (pyannote's hub helper prints a paragraph to stdout
+    before raising) are kept quiet: the one line says what to do."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any loader error becomes one line naming the model
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            cause = f"not in the local model cache, and HF_HUB_OFFLINE is set ({cause})"
+        raise ModelLoadError(f"{what} cannot be loaded: {cause}; {LOCAL_OPTIONS}") from exc
+    finally:
+        if buf.getvalue().strip():
+            log.debug("%s: %s", what, buf.getvalue().strip())
+
+
 @lru_cache(maxsize=4)
 def load_models(profile: Profile) -> FrontEndModels:
-    """Load (and cache) the models ``profile`` names. Raises with the model id on failure."""
+    """Load (and cache) the models ``profile`` names. Raises :class:`ModelLoadError` (one
+    line, naming the model and the local-folder options) on failure."""
     import torch
 
     from pipelines.asr import AsrModel
@@ -35,13 +66,15 @@ def load_models(profile: Profile) -> FrontEndModels:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
-    vad = SileroVad()
-    seg = SegmentationModel(profile.segmentation or None, step=profile.segmentation_step)
+    vad = _load("VAD model silero-vad", SileroVad)
+    seg = _load(f"segmentation model {profile.segmentation or 'bundled'!r}", SegmentationModel,
+                profile.segmentation or None, step=profile.segmentation_step)
     if profile.diarizer == "embedded":
-        encoder, pyannote = SpeakerEncoder(), None
+        encoder, pyannote = _load("speaker encoder resemblyzer", SpeakerEncoder), None
     else:
-        encoder, pyannote = None, PyannoteDiarizer(profile.diarizer)
-    asr = AsrModel(profile.asr)
+        encoder, pyannote = None, _load(f"diarizer {profile.diarizer!r}", PyannoteDiarizer, profile.diarizer)
+    align = f" or alignment model {profile.asr.align_model!r}" if profile.asr.align_model else ""
+    asr = _load(f"ASR model {profile.asr.model or 'bundled tiny.en'!r}{align}", AsrModel, profile.asr)
     dt = time.perf_counter() - t0
     log.info("loaded %s profile models (Silero VAD, segmentation, %s diarizer, ASR %s) in %.1f s",
              profile.name, profile.diarizer, asr.model_id, dt)

@@ -22,6 +22,7 @@ class Audio:
     samples: np.ndarray
     sample_rate: int = SAMPLE_RATE
     sha256: str = ""
+    warning: str = ""  # one line about a usable but damaged recording (e.g. truncated)
 
     @property
     def duration_s(self) -> float:

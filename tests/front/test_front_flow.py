@@ -200,3 +200,115 @@ def test_changed_ser_model_recomputes_only_emotion_tables(processed, prefect_har
     assert c.query("select distinct model_id from emotions").to_pylist() == [{"model_id": "embedded-retrained-v2"}]
     again = process_archive(str(archive), str(cat), profile, show_progress=False)
     assert again.count("skipped") == 1 and not again.changed
+
+
+def _copy_processed(processed, tmp_path) -> tuple[Path, Path]:
+    """A copy of the processed archive and catalog, to change without touching the module's."""
+    archive, cat, _ = processed
+    shutil.copytree(archive, tmp_path / "archive")
+    shutil.copytree(cat, tmp_path / "catalog")
+    return tmp_path / "archive", tmp_path / "catalog"
+
+
+def _write_manifest(archive: Path, rows: list[dict]) -> None:
+    import csv
+
+    with (archive / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["file", "event_type", "entity", "event_time", "title", "speakers_hint"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in w.fieldnames})
+
+
+def test_manifest_corrections_update_the_calls_row(processed, prefect_harness, tmp_path):
+    """A corrected entity, event_time and title reach the ``calls`` row without reprocessing
+    the audio ("metadata updated"); the same audio listed again with other metadata is a
+    warning in the summary, not a silent skip."""
+    from datetime import datetime, timezone
+
+    from pipelines.flows import CallStatus, process_archive
+
+    archive, cat = _copy_processed(processed, tmp_path)
+    call = "fomc_press_conference_20181219.m4a"
+    shutil.copy(archive / call, archive / "again.m4a")
+    row = {"file": call, "event_type": "press_conference", "entity": "FOMC-corrected",
+           "event_time": "2018-12-19T20:00:00Z", "title": "corrected title"}
+    _write_manifest(archive, [row, dict(row, file="again.m4a", entity="ECB")])
+    c = Catalog(cat)
+    (old,) = c.query("select * from calls").to_pylist()
+    before = _parts(cat)
+    summary = process_archive(str(archive), str(cat), show_progress=False)
+    first, dup = summary.outcomes
+    assert first.status == CallStatus.METADATA_UPDATED and str(first.status) == "metadata updated"
+    assert first.call_id == old["call_id"] and first.duration_s == 0  # no audio decoded
+    assert first.reason == (f"entity 'FOMC' -> 'FOMC-corrected'; event_time 2018-12-19 19:30:00+00:00 -> "
+                            f"2018-12-19 20:00:00+00:00; title {old['title']!r} -> 'corrected title'")
+    (new,) = c.query("select * from calls").to_pylist()
+    assert (new["entity"], new["title"], new["event_type"]) == ("FOMC-corrected", "corrected title", "press_conference")
+    assert new["event_time"] == datetime(2018, 12, 19, 20, 0, tzinfo=timezone.utc)
+    assert {k: new[k] for k in ("duration_s", "source_uri", "processed_at", "profile")} == \
+           {k: old[k] for k in ("duration_s", "source_uri", "processed_at", "profile")}
+    after = _parts(cat)
+    changed = sorted({p.split("/")[1] for p in after if before.get(p) != after[p]})
+    assert changed == ["calls"]  # no audio work: speakers, segments, words, emotions untouched
+    assert dup.status == CallStatus.SKIPPED and dup.call_id == old["call_id"]
+    assert dup.warning == (f"{archive.resolve() / 'again.m4a'} (manifest row 3): same audio as manifest row 2 "
+                           f"({call}, call {old['call_id']}), with different entity; kept row 2's metadata, "
+                           f"this row is ignored")
+    text = summary.summary()
+    assert "metadata updated 1," in text and f"  warning: {dup.warning}" in text
+    assert f"  metadata updated: {call} (call {old['call_id']}): entity 'FOMC' -> 'FOMC-corrected'" in text
+    again = process_archive(str(archive), str(cat), show_progress=False)  # now in step: skipped
+    assert [o.status for o in again.outcomes] == [CallStatus.SKIPPED, CallStatus.SKIPPED]
+
+
+def test_manifest_failures_are_keyed_like_clear_failure(processed, prefect_harness, tmp_path):
+    """A manifest error's record is keyed on the resolved file and the row, so fixing the row
+    replaces it (one record per row, not one more); no ``ARCHIVE//abs/path`` sources."""
+    from pipelines.flows import process_archive
+    from pipelines.tables import failure_key
+
+    archive, cat = _copy_processed(processed, tmp_path)
+    (tmp_path / "outside.wav").write_bytes(b"")
+    base = {"event_type": "press_conference", "entity": "FOMC", "event_time": "2018-12-19T19:30:00Z"}
+    rows = [dict(base, file=str(tmp_path / "outside.wav")), dict(base, file="../outside.wav"),
+            dict(base, file="zero.wav", event_time="19/12/2018")]
+    _write_manifest(archive, rows)
+    shutil.rmtree(cat / "tables" / "failures")
+    process_archive(str(archive), str(cat), show_progress=False)
+    c = Catalog(cat)
+    got = {f["source_uri"]: f for f in c.read("failures").to_pylist()}
+    outside, zero = str((tmp_path / "outside.wav").resolve()), str((archive / "zero.wav").resolve())
+    assert sorted(got) == sorted([outside, zero]) and c.keys("failures") == sorted(
+        [failure_key(outside, 2), failure_key(outside, 3), failure_key(zero, 4)])
+    assert got[zero]["stage"] == "manifest" and "bad event_time '19/12/2018'" in got[zero]["reason"]
+    _write_manifest(archive, rows[:2] + [dict(rows[2], event_time="2018-12-19T19:30:00Z")])  # fix row 4
+    process_archive(str(archive), str(cat), show_progress=False)
+    assert len(c.keys("failures")) == 3
+    fixed = c.read("failures", failure_key(zero, 4)).to_pylist()[0]
+    assert fixed["stage"] == "decode" and fixed["reason"] == f"{zero}: empty file (0 bytes)"
+
+
+def test_run_exit_codes(processed, prefect_harness, tmp_path, monkeypatch):
+    """3 when some calls failed and others were processed or skipped; 1 with one line when a
+    catalog write fails even to record the failure (disk full)."""
+    from typer.testing import CliRunner
+
+    from data_catalog import CatalogError
+    from pipelines import flows
+    from pipelines.cli import app
+
+    archive, cat = _copy_processed(processed, tmp_path)
+    args = ["run", str(archive), "--catalog", str(cat), "--no-study", "--no-report", "--no-progress"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 3, r.output  # the demo call skipped, the 7 bad rows failed
+    assert "skipped 1 (already in the catalog), failed 7" in r.output
+
+    def full_disk(catalog, *a, **k):
+        raise CatalogError(f"{catalog.root}/tables/failures: no space left on device")
+
+    monkeypatch.setattr(flows, "record_failure", full_disk)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines() == [f"error: {cat.resolve()}/tables/failures: no space left on device"]
+    assert "Traceback" not in r.output

@@ -48,6 +48,9 @@ def test_truncated_mp3_keeps_what_decodes(tmp_path):
     p.write_bytes(data[: len(data) // 3])
     part = decode_audio(p)
     assert 0.25 * full.duration_s < part.duration_s < 0.42 * full.duration_s
+    assert full.warning == ""
+    assert part.warning == (f"{p}: truncated: decoded {part.duration_s:.1f} s of the {full.duration_s:.1f} s "
+                            f"its header announces")
     n = len(part.samples) - SR  # the decoded part matches the start of the full file
     assert np.corrcoef(part.samples[:n], full.samples[:n])[0, 1] > 0.99
 
@@ -172,3 +175,28 @@ def test_audio_track_of_mp4(tmp_path, sample_dir):
     lag = int(np.argmax(np.correlate(a.samples[:SR * 2], ref.samples[:SR], mode="valid")))
     n = len(ref.samples) - SR
     assert np.corrcoef(a.samples[lag:lag + n], ref.samples[:n])[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("value", ["01/05/2019", "2019-13-01T10:00:00Z", "last tuesday"])
+def test_manifest_event_time_must_be_iso(tmp_path, value):
+    sf.write(tmp_path / "a.wav", _tone(2.0), SR)
+    (tmp_path / "manifest.csv").write_text(f"file,event_type,entity,event_time\na.wav,earnings_call,ACME,{value}\n")
+    (entry,) = read_manifest(tmp_path)
+    assert entry.error == (f"{tmp_path / 'manifest.csv'}:2: bad event_time {value!r} "
+                           f"(use ISO 8601, e.g. 2019-01-30T19:30:00Z)")
+    assert entry.source == str((tmp_path / "a.wav").resolve()) and entry.row == 2
+
+
+def test_manifest_failure_sources_are_resolved_paths(tmp_path):
+    """The failure record of a bad row is keyed on the row's resolved file path (as
+    ``clear_failure`` is), never on a cwd-relative or ``ARCHIVE//abs/path`` string."""
+    outside = tmp_path / "elsewhere.wav"
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "manifest.csv").write_text("file,event_type,entity,event_time\n"
+                                          f"{outside},earnings_call,ACME,2019-01-30\n"
+                                          "../elsewhere.wav,earnings_call,ACME,2019-01-30\n"
+                                          ",earnings_call,ACME,2019-01-30\n")
+    entries = read_manifest(archive)
+    assert [e.source for e in entries] == [str(outside), str(outside), str((archive / "manifest.csv").resolve())]
+    assert all(e.error for e in entries)
