@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -28,6 +28,7 @@ from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
                               read_call, record_failure, write_call)
 from pipelines.turns import assign_speakers, build_segments
+from pipelines.types import Segment, SpeakerInfo
 
 STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
@@ -135,16 +136,31 @@ def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
     return out
 
 
-def update_call_metadata(catalog: Catalog, call_id: str, entry: CallEntry) -> list[str]:
+def update_call_metadata(catalog: Catalog, call_id: str, entry: CallEntry) -> dict[str, tuple[object, object]]:
     """Copy the manifest's metadata (``archive.METADATA``) into the ``calls`` row of an
-    already processed call; returns ``field: old -> new`` for each field that changed."""
+    already processed call; returns ``{field: (old, new)}`` for the fields that changed."""
     row = catalog.read("calls", call_id).to_pylist()[0]
     new = entry.metadata()
-    changes = [f"{k} {row[k]!s} -> {new[k]!s}" if k == "event_time" else f"{k} {row[k]!r} -> {new[k]!r}"
-               for k in new if row[k] != new[k]]
+    changes = {k: (row[k], v) for k, v in new.items() if row[k] != v}
     if changes:
         catalog.write("calls", call_id, [row | new])
     return changes
+
+
+def describe_changes(changes: dict[str, tuple[object, object]]) -> str:
+    """``entity 'FOMC' -> 'ECB'; event_time 2019-01-30 19:30:00+00:00 -> ...``"""
+    return "; ".join(f"{k} {a!s} -> {b!s}" if k == "event_time" else f"{k} {a!r} -> {b!r}"
+                     for k, (a, b) in changes.items())
+
+
+def reassign_roles(segments: list[Segment], speakers: list[SpeakerInfo], event_type: str,
+                   speakers_hint: str) -> tuple[list[Segment], list[SpeakerInfo]]:
+    """Roles and sections of a processed call for another ``event_type``, from its stored
+    segments (voice ids kept)."""
+    voice = {s.speaker: s.voice_id for s in speakers}
+    new = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
+    new = [replace(s, voice_id=voice.get(s.speaker, s.voice_id)) for s in new]
+    return assign_sections(segments, new), new
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -212,8 +228,25 @@ def write_emotions_task(catalog_dir: str, call_id: str, emotions) -> CatalogErro
     return None
 
 
+@task(name="reassign-roles", cache_policy=NONE)
+def roles_task(segments, speakers, event_type: str, speakers_hint: str):
+    return reassign_roles(segments, speakers, event_type, speakers_hint)
+
+
+@task(name="write-role-tables", cache_policy=NONE)
+def write_roles_task(catalog_dir: str, result: CallResult, emotions) -> CatalogError | None:
+    """The ``speakers`` and ``segments`` parts (words are unchanged), the emotion tables, and ``calls``."""
+    try:
+        rows = call_rows(result, {s.speaker: s.voice_id for s in result.speakers})
+        write_call(Catalog(catalog_dir), result.audio.call_id,
+                   {k: rows[k] for k in ("speakers", "segments", "calls")} | emotions.tables())
+    except CatalogError as exc:
+        return exc
+    return None
+
+
 @task(name="update-metadata", cache_policy=NONE)
-def metadata_task(catalog_dir: str, call_id: str, entry: CallEntry) -> list[str] | CatalogError:
+def metadata_task(catalog_dir: str, call_id: str, entry: CallEntry) -> dict | CatalogError:
     try:
         return update_call_metadata(Catalog(catalog_dir), call_id, entry)
     except CatalogError as exc:
@@ -253,10 +286,12 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
     if call_id and not force and is_complete(catalog, call_id, profile.name):
         changes = _run_stage("write tables", times, metadata_task, str(catalog.root), call_id, entry)
         model_id = load_emotion(profile.ser_checkpoint).model_id
+        if "event_type" in changes:  # roles and sections depend on it, and the emotion features on them
+            return _reassign_roles(entry, catalog, profile, call_id, changes, t0, times)
         if emotions_current(catalog, call_id, model_id):
             if changes:
-                logger.info("%s: call %s, metadata updated: %s", entry.file, call_id, "; ".join(changes))
-                return CallOutcome(entry.file, CallStatus.METADATA_UPDATED, call_id, reason="; ".join(changes))
+                logger.info("%s: call %s, metadata updated: %s", entry.file, call_id, describe_changes(changes))
+                return CallOutcome(entry.file, CallStatus.METADATA_UPDATED, call_id, reason=describe_changes(changes))
             logger.info("%s: skipped, already in the catalog as call %s", entry.file, call_id)
             return CallOutcome(entry.file, CallStatus.SKIPPED, call_id)
         audio = _run_stage("decode", times, decode_task, entry.path)
@@ -267,7 +302,7 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
         logger.info("%s: call %s, emotions recomputed with %s in %.1f s", entry.file, call_id, model_id, wall)
         return CallOutcome(entry.file, CallStatus.RESCORED, call_id, duration_s=audio.duration_s, wall_s=wall,
                            stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments),
-                           reason="; ".join(changes), warning=audio.warning)
+                           reason=describe_changes(changes), warning=audio.warning)
     audio = _run_stage("decode", times, decode_task, entry.path)
     speech = _run_stage("voice activity", times, vad_task, audio, profile)
     if not speech:
@@ -293,6 +328,23 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
                        stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments), warning=audio.warning)
 
 
+def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_id: str, changes: dict,
+                    t0: float, times: dict[str, float]) -> CallOutcome:
+    """A corrected event_type: roles and sections again from the stored segments, then the
+    emotion tables (decode and SER; no voice activity, diarization or transcription)."""
+    audio = _run_stage("decode", times, decode_task, entry.path)
+    segments, speakers = _run_stage("speakers & sections", times, roles_task, *read_call(catalog, call_id),
+                                    entry.event_type, entry.speakers_hint)
+    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
+    result = CallResult(entry, audio, speakers, segments, {}, "", profile.name)
+    _run_stage("write tables", times, write_roles_task, str(catalog.root), result, emotions)
+    reason = f"{describe_changes(changes)} (roles, sections and emotion tables recomputed from the stored words)"
+    get_run_logger().info("%s: call %s, metadata updated: %s", entry.file, call_id, reason)
+    return CallOutcome(entry.file, CallStatus.METADATA_UPDATED, call_id, reason=reason,
+                       wall_s=time.perf_counter() - t0, stage_seconds=times, n_speakers=len(speakers),
+                       n_segments=len(segments), warning=audio.warning)
+
+
 @flow(name="process_archive", validate_parameters=False, log_prints=True)
 def process_archive(archive: str, catalog_dir: str, profile: Profile | None = None, force: bool = False,
                     show_progress: bool = True) -> ArchiveSummary:
@@ -310,7 +362,7 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
 
     def done(error: Exception | None = None) -> ArchiveSummary:
         summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s, error)
-        (logger.warning if error else logger.info)(summary.summary())
+        logger.info(summary.summary())
         return summary
 
     try:

@@ -58,16 +58,16 @@ def main_job(archive: str, catalog_dir: str, profile: Profile | None = None, stu
     refreshed = WatchSummary(archive, str(catalog.root))
     if summary.error is not None:  # the run stopped (bad manifest, model, catalog): nothing to refresh
         out = MainJobSummary(summary, stage_seconds=times)
-        logger.warning(out.summary())
+        logger.info(out.summary())
         return out
-    t = time.perf_counter()
-    refresh_studies(catalog, list(studies), retries, retry_backoff_s, refreshed)
-    times["studies"] = time.perf_counter() - t
-    if write_reports:
+    try:  # a catalog write that fails (disk full, permissions; also recording a failure) stops the job
         t = time.perf_counter()
-        refresh_reports(catalog, Path(archive), list(studies), catalog.root / "reports", ["html"], refreshed)
-        times["reports"] = time.perf_counter() - t
-    try:
+        refresh_studies(catalog, list(studies), retries, retry_backoff_s, refreshed)
+        times["studies"] = time.perf_counter() - t
+        if write_reports:
+            t = time.perf_counter()
+            refresh_reports(catalog, Path(archive), list(studies), catalog.root / "reports", ["html"], refreshed)
+            times["reports"] = time.perf_counter() - t
         catalog.refresh_views()
     except CatalogError as exc:
         summary.error = exc

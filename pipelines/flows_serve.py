@@ -225,19 +225,7 @@ def report_task(kind: str, subject: str, catalog_dir: str, out: str) -> str:
 
 
 def _retrying(t, retries: int, backoff_s: float):
-    return t.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_s),
-                          retry_condition_fn=_transient)
-
-
-def _transient(task, task_run, state) -> bool:
-    """Retry only what may pass on a second try: not a bad spec, bad data or a study with no event left."""
-    from finance.errors import FinanceError, PriceSourceError
-
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - no result to look at: retry as before
-        return True
-    return not isinstance(exc, FinanceError) or isinstance(exc, PriceSourceError)
+    return t.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_s))
 
 
 def _reason(exc: BaseException) -> str:

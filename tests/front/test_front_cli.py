@@ -66,3 +66,87 @@ def test_query_prints_and_writes_files(tmp_path):
     assert pcsv.read_csv(out).column("text").to_pylist() == [f"t{i}" for i in range(6)]
     r = CliRunner().invoke(app, ["query", "select nope from segments", "-c", str(cat.root)])
     assert r.exit_code == 2 and "query failed" in r.output
+
+
+def _run_cli(args: list[str], tmp_path, env_extra: dict | None = None, timeout: int = 600):
+    """``speechfin ARGS`` in a fresh process (its own temporary Prefect server): exit code and
+    everything it printed, stdout and stderr together, as a user sees it."""
+    import os
+    import signal
+
+    from front_paths import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env_extra or {}))
+    log = tmp_path / "cli.log"
+    with log.open("w") as out:  # a file, not a pipe: the Prefect server child may outlive the run
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], env=env, stdout=out, stderr=out,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return code, log.read_text()
+
+
+def test_run_of_bad_files_prints_one_line_reasons(tmp_path):
+    """A corrupt file and 20 s of white noise: each failed call is one line (no Prefect
+    traceback, no ERROR line); no speech is a failure, not a call with 0 speakers."""
+    import numpy as np
+    import soundfile as sf
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "notes.wav").write_text("not audio at all\n" * 50)
+    noise = 0.3 * np.random.default_rng(0).standard_normal(16_000 * 20)
+    sf.write(archive / "noise.wav", noise.astype(np.float32), 16_000)
+    (archive / "manifest.csv").write_text("file,event_type,entity,event_time\n"
+                                          "notes.wav,earnings_call,ACME,2019-01-30T19:30:00Z\n"
+                                          "noise.wav,earnings_call,ACME,2019-01-31T19:30:00Z\n")
+    cat = tmp_path / "catalog"
+    code, out = _run_cli(["run", str(archive), "-c", str(cat), "--no-study", "--no-report", "--no-progress"], tmp_path)
+    assert code == 1, out  # nothing processed: every call failed
+    assert "Traceback" not in out and "ERROR" not in out and "Encountered exception" not in out, out
+    root = archive.resolve()
+    assert f"  failed: {root}/notes.wav: not a readable audio file" in out
+    assert f"  failed: {root}/noise.wav: no speech found (20.0 s of audio, no voice activity)\n" in out
+    failures = {f["source_uri"]: f for f in Catalog(cat).read("failures").to_pylist()}
+    assert failures[f"{root}/noise.wav"]["stage"] == "voice activity"
+    assert Catalog(cat).keys("calls") == []
+
+
+def test_full_profile_offline_is_one_line(tmp_path):
+    """HF_HUB_OFFLINE=1 (as the suite sets it) and no hub model in the cache: one line naming
+    the model and the local-folder options, exit 2 (configuration), nothing downloaded."""
+    from front_paths import copy_demo_call
+
+    archive = copy_demo_call(tmp_path / "archive")
+    code, out = _run_cli(["run", str(archive), "-c", str(tmp_path / "cat"), "--profile", "full", "--no-progress"],
+                         tmp_path, {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert code == 2, out
+    assert "Traceback" not in out and "Could not download" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert errors == ["error: diarizer 'pyannote/speaker-diarization-community-1' cannot be loaded: not in the local "
+                      "model cache, and HF_HUB_OFFLINE is set (An error happened while trying to locate the file on "
+                      "the Hub and we cannot find the requested files in the local cache); give local folders with "
+                      "--asr-model DIR, --diarizer DIR (or --diarizer embedded) and --align-model DIR "
+                      "(or --align-model '' for none)"], out
+    assert out.strip().splitlines() == errors  # nothing else: no summary of a run that never started
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.bin"))
+
+
+def test_exit_code_policy_is_one_documented_enum():
+    import re
+
+    from front_paths import REPO
+    from pipelines.exitcodes import ExitCode, run_code
+
+    assert {c.name: int(c) for c in ExitCode} == {"OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3}
+    readme = (REPO / "README.md").read_text()
+    documented = [int(c) for c in re.findall(r"^- `(\d)`: ", readme.split("Exit codes")[1], re.M)]
+    assert documented == [0, 1, 2, 3]
+    assert [run_code(3, 0), run_code(2, 1), run_code(0, 2), run_code(0, 0)] == [0, 3, 1, 0]
+    for mod in ("cli", "cli_study", "cli_report", "cli_serve", "cli_ser"):  # every command uses it
+        assert "exitcodes import" in (REPO / "pipelines" / f"{mod}.py").read_text(), mod

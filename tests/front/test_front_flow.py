@@ -312,3 +312,28 @@ def test_run_exit_codes(processed, prefect_harness, tmp_path, monkeypatch):
     assert r.exit_code == 1
     assert r.stderr.strip().splitlines() == [f"error: {cat.resolve()}/tables/failures: no space left on device"]
     assert "Traceback" not in r.output
+
+
+def test_corrected_event_type_reassigns_roles_from_stored_words(processed, prefect_harness, tmp_path):
+    from pipelines.flows import CallStatus, process_archive
+
+    archive, cat = _copy_processed(processed, tmp_path)
+    call = "fomc_press_conference_20181219.m4a"
+    _write_manifest(archive, [{"file": call, "event_type": "earnings_call", "entity": "FOMC",
+                               "event_time": "2018-12-19T19:30:00Z",
+                               "title": "FOMC press conference 2018-12-19 (real text, SYNTHETIC espeak-ng voices)"}])
+    c = Catalog(cat)
+    words, voices = c.read("words").to_pylist(), c.query("select speaker, voice_id from speakers order by 1").to_pylist()
+    before = _parts(cat)
+    (out,) = process_archive(str(archive), str(cat), show_progress=False).outcomes
+    assert out.status == CallStatus.METADATA_UPDATED
+    assert out.reason == ("event_type 'press_conference' -> 'earnings_call' (roles, sections and emotion tables "
+                          "recomputed from the stored words)")
+    assert set(out.stage_seconds) == {"write tables", "decode", "speakers & sections", "emotions"}
+    assert c.query("select event_type from calls").to_pylist() == [{"event_type": "earnings_call"}]
+    roles = {r["role"] for r in c.read("speakers").to_pylist()}
+    assert roles and roles <= {"executive", "analyst", "operator"}, roles  # no chair, no journalist left
+    assert c.query("select speaker, voice_id from speakers order by 1").to_pylist() == voices
+    assert c.read("words").to_pylist() == words
+    changed = sorted({p.split("/")[1] for p in _parts(cat) if before.get(p) != _parts(cat)[p]})
+    assert changed == ["call_features", "calls", "emotions", "segments", "speakers", "trajectories"]

@@ -294,7 +294,7 @@ def test_cli(small):
 
     cat, synth, out = small
     r = CliRunner().invoke(app, ["report", "call", "ffffffffffffffff", "--catalog", str(cat.root), "--out", str(out)])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # bad input (pipelines/exitcodes.py)
     assert r.stderr.strip().splitlines() == [f"error: {cat.root}: unknown call_id 'ffffffffffffffff', not in table "
                                              f"'calls' (1 calls in the catalog)"]
     _untouched(out, cat)

@@ -220,7 +220,7 @@ def test_cli(study, tmp_path, out):
 
     spec = _edit(study, tmp_path, 'regressors = ["executive_qa_tone"]', 'regressors = ["ceo_pitch_jitter"]')
     r = CliRunner().invoke(app, ["report", "study", str(spec), "--catalog", str(study["cat"].root), "--out", str(out)])
-    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1  # bad input (pipelines/exitcodes.py)
     assert r.stderr.startswith(f"error: {spec}: unknown column(s) ceo_pitch_jitter")
     assert out.read_text() == "previous report"
     r = CliRunner().invoke(app, ["report", "study", "synthetic_earnings", "-c", str(study["cat"].root), "-o", str(out)])
