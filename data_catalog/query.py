@@ -36,7 +36,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_catalog.schemas import TABLES
+from data_catalog.schemas import TABLES, TableSchema
 from data_catalog.store import Catalog, CatalogError, _duck_type, atomic_replace, first_line
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -66,7 +66,7 @@ def check_query(sql: str) -> str:
     if st.type != duckdb.StatementType.SELECT:
         word = (st.query.split() or [st.type.name])[0].upper()
         raise BadQuery(f"query failed: {word} statements are refused; the catalog is read-only "
-                           f"(one {', '.join(ALLOWED[:-1])} or {ALLOWED[-1]} query)")
+                       f"(one {', '.join(ALLOWED[:-1])} or {ALLOWED[-1]} query)")
     return st.query
 
 
@@ -80,19 +80,21 @@ def view_sql(catalog: Catalog) -> dict[str, str]:
     out = {}
     done = set(catalog.keys("calls"))  # one listing for every view: each call_id in calls has its parts
     for name, spec in TABLES.items():
-        keys = catalog.keys(name)
+        keys = sorted(done) if name == "calls" else catalog.keys(name)
         if name != "calls" and spec.partition_by == "call_id":
             keys = [k for k in keys if k in done]
-        elif name == "calls":
-            keys = sorted(done)
         files = [catalog.part_path(name, k).as_posix() for k in keys]
         if files:
             union = "true" if spec.extra_prefixes else "false"
             out[name] = f"SELECT * FROM read_parquet([{', '.join(map(_literal, files))}], union_by_name={union})"
         else:
-            cols = ", ".join(f'CAST(NULL AS {_duck_type(f.type)}) AS "{f.name}"' for f in spec.schema)
-            out[name] = f"SELECT {cols} WHERE false"
+            out[name] = _empty_select(spec) + " AND false"
     return out
+
+
+def _empty_select(spec: TableSchema) -> str:
+    cols = ", ".join(f'CAST(NULL AS {_duck_type(f.type)}) AS "{f.name}"' for f in spec.schema)
+    return f"SELECT {cols} FROM range(1) WHERE true"
 
 
 def connect(root: str | os.PathLike[str], memory_limit: str = DEFAULT_MEMORY_LIMIT,
@@ -113,7 +115,11 @@ def connect(root: str | os.PathLike[str], memory_limit: str = DEFAULT_MEMORY_LIM
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         for name, sql in view_sql(catalog).items():
-            con.execute(f'CREATE VIEW "{name}" AS {sql}')
+            try:
+                con.execute(f'CREATE VIEW "{name}" AS {sql}')
+            except duckdb.Error as exc:  # an unreadable part: only queries of this table fail, naming it
+                con.execute(f'CREATE VIEW "{name}" AS {_empty_select(TABLES[name])} '
+                            f"AND error({_literal(first_line(exc).split(' Error: ', 1)[-1])}) IS NULL")
     except duckdb.Error as exc:
         con.close()
         raise CatalogError(f"query failed: {_hint(first_line(exc))}") from None

@@ -18,7 +18,7 @@ files older than an hour are left-overs of killed writers; the first write of a 
 ``speechfin catalog verify`` remove them.
 
 Per-call tables (``partition_by == "call_id"``) are written before the call's ``calls`` part,
-which marks the call complete.  Readers (``Catalog.read`` of a whole table, the SQL views)
+which marks the call complete.  The SQL views (and ``Catalog.read(..., complete_only=True)``)
 only see the parts of complete calls, so a killed write is invisible.
 
 Write failures (disk full, permission denied) raise ``CatalogIOError``: a ``CatalogError``
@@ -59,8 +59,10 @@ class CatalogIOError(CatalogError, OSError):
         code = getattr(exc, "errno", None)
         reason = os.strerror(code) if isinstance(code, int) and code > 0 else first_line(exc)
         super().__init__(f"{path}: cannot write ({reason})")
-        self.errno = code
-        self.filename = str(path)
+        self.errno, self.path = code, str(path)
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 28] None: 'path'"
+        return str(self.args[0])
 
 
 def first_line(exc: BaseException) -> str:
@@ -279,18 +281,20 @@ class Catalog:
         d = self.table_dir(table)
         return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
 
-    def visible_keys(self, table: str) -> list[str]:
-        """Keys readers see: for per-call tables, only calls whose ``calls`` part exists."""
+    def complete_keys(self, table: str) -> list[str]:
+        """Keys of complete calls only, for per-call tables (their ``calls`` part exists)."""
         keys = self.keys(table)
         if table != "calls" and TABLES[table].partition_by == "call_id":
             done = set(self.keys("calls"))
             keys = [k for k in keys if k in done]
         return keys
 
-    def read(self, table: str, key: str | None = None, skip_unreadable: bool = False) -> pa.Table:
-        """One part, or the visible parts of a table concatenated (empty table with schema if
-        none).  An unreadable part raises ``CatalogError``, or with ``skip_unreadable`` is left
-        out with a warning."""
+    def read(self, table: str, key: str | None = None, complete_only: bool = False,
+             skip_unreadable: bool = False) -> pa.Table:
+        """One part, or all parts of a table concatenated (empty table with schema if none);
+        ``complete_only`` leaves out the parts of incomplete calls, as the SQL views do.  An
+        unreadable part raises ``CatalogError``, or with ``skip_unreadable`` is left out with a
+        warning."""
         spec = TABLES[table]
         if key is not None:
             path = self.part_path(table, key)
@@ -298,7 +302,7 @@ class Catalog:
                 raise CatalogError(f"{path}: no {table!r} rows for {key!r}")
             return read_part(path)
         parts = []
-        for k in self.visible_keys(table):
+        for k in (self.complete_keys(table) if complete_only else self.keys(table)):
             try:
                 parts.append(read_part(self.part_path(table, k)))
             except FileNotFoundError:  # deleted since the listing

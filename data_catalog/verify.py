@@ -107,20 +107,16 @@ def verify(root: str | Path, repair: bool = False, stale_age_s: float = STALE_TM
     for tmp in catalog.stale_temps(stale_age_s):
         found(tmp, "temporary file of a killed writer", [tmp], "removed")
 
-    n_parts = 0
-    complete = set(catalog.keys("calls"))
-    for table, spec in TABLES.items():
-        per_call = spec.partition_by == "call_id"
-        for key in catalog.keys(table):
-            n_parts += 1
-            path = catalog.part_path(table, key)
-            problem = check_part(table, path)
-            if not problem:
-                continue
-            if per_call:
-                found(path, problem, call_parts(catalog, key), f"dropped call {key}: the next run reprocesses it")
-            else:
-                found(path, problem, [path], "dropped")
+    parts = [(table, key) for table in TABLES for key in catalog.keys(table)]
+    for table, key in parts:
+        path = catalog.part_path(table, key)
+        problem = check_part(table, path) if path.exists() else ""  # gone: repaired with its call above
+        if not problem:
+            continue
+        if TABLES[table].partition_by == "call_id":
+            found(path, problem, call_parts(catalog, key), f"dropped call {key}: the next run reprocesses it")
+        else:
+            found(path, problem, [path], "dropped")
 
     complete = set(catalog.keys("calls"))  # after the repairs above
     cutoff = time.time() - stale_age_s
@@ -141,7 +137,7 @@ def verify(root: str | Path, repair: bool = False, stale_age_s: float = STALE_TM
               f"incomplete call {key} ({len(paths)} part(s), no calls part): invisible to queries"
               + ("" if old else ", written in the last hour (a run in progress?), left alone"),
               paths if old else None, "removed")
-    return Report(catalog.root, n_parts, problems)
+    return Report(catalog.root, len(parts), problems)
 
 
 def _mtime(path: Path) -> float:

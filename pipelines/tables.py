@@ -37,7 +37,7 @@ def link_voices(catalog: Catalog, call_id: str, embeddings: dict[str, np.ndarray
     """Map each speaker to a cross-call ``voice_id``: the closest known voice of the same
     embedding model within ``max_distance`` (cosine), else a new id.  An unreadable ``voices``
     part is skipped with a warning (``speechfin catalog verify --repair`` drops it)."""
-    known = catalog.read("voices", skip_unreadable=True)
+    known = catalog.read("voices", complete_only=True, skip_unreadable=True)
     ids, vecs = [], []
     if known.num_rows:
         for row in known.to_pylist():
