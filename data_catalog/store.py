@@ -171,6 +171,8 @@ def read_part(path: Path) -> pa.Table:
         return pq.read_table(path)
     except FileNotFoundError:
         raise
+    except PermissionError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror or 'permission denied'})") from exc
     except (OSError, pa.ArrowException) as exc:
         raise CatalogError(f"{path}: unreadable Parquet part ({first_line(exc)}); "
                            "run `speechfin catalog verify --repair`") from exc

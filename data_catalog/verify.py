@@ -12,6 +12,7 @@ a live writer's are newer) and a ``catalog.duckdb`` of older versions.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,12 @@ def verify(root: str | Path, repair: bool = False, stale_age_s: float = STALE_TM
     parts = [(table, key) for table in TABLES for key in catalog.keys(table)]
     for table, key in parts:
         path = catalog.part_path(table, key)
-        problem = check_part(table, path) if path.exists() else ""  # gone: repaired with its call above
+        if not path.exists():  # gone: repaired with its call above
+            continue
+        if not os.access(path, os.R_OK):  # a colleague's part, not a broken one: never removed
+            found(path, "not readable by this user (permission denied); left alone")
+            continue
+        problem = check_part(table, path)
         if not problem:
             continue
         if TABLES[table].partition_by == "call_id":

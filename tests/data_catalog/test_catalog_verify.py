@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -124,3 +125,14 @@ def test_a_corrupt_voices_part_does_not_fail_new_calls(tmp_path, caplog):
                                         "SPEAKER_01": np.array([1.0, 0.0, 0.0], np.float32)}, "resemblyzer-ge2e")
     assert ids == {"SPEAKER_00": "v_bbbb", "SPEAKER_01": "v_cccc_SPEAKER_01"}
     assert any("voices/aaaa.parquet: unreadable Parquet part" in m for m in caplog.messages)
+
+
+def test_a_part_this_user_cannot_read_is_left_alone(tmp_path, monkeypatch):
+    cat = Catalog(tmp_path)
+    write_call(cat, "aaaa")
+    seg = cat.part_path("segments", "aaaa")
+    monkeypatch.setattr("data_catalog.verify.os.access", lambda p, mode: Path(p) != seg)
+    r = _verify(cat, "--repair")
+    assert r.exit_code == 1
+    assert f"{seg}: not readable by this user (permission denied); left alone" in r.stdout
+    assert seg.exists() and cat.keys("calls") == ["aaaa"]
