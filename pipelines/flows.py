@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -21,6 +21,7 @@ from pipelines import progress
 from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.asr import words_of
 from pipelines.audio import AudioError, decode_audio, file_sha256
+from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
 from pipelines.models import ModelLoadError, load_emotion, load_models
 from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
 from pipelines.settings import Profile, get_profile
@@ -28,7 +29,6 @@ from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
                               read_call, record_failure, write_call)
 from pipelines.turns import assign_speakers, build_segments
-from pipelines.types import Segment, SpeakerInfo
 
 STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
@@ -134,33 +134,6 @@ def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
     if isinstance(out, EXPECTED_ERRORS):
         raise StageError(name, _one_line(out))
     return out
-
-
-def update_call_metadata(catalog: Catalog, call_id: str, entry: CallEntry) -> dict[str, tuple[object, object]]:
-    """Copy the manifest's metadata (``archive.METADATA``) into the ``calls`` row of an
-    already processed call; returns ``{field: (old, new)}`` for the fields that changed."""
-    row = catalog.read("calls", call_id).to_pylist()[0]
-    new = entry.metadata()
-    changes = {k: (row[k], v) for k, v in new.items() if row[k] != v}
-    if changes:
-        catalog.write("calls", call_id, [row | new])
-    return changes
-
-
-def describe_changes(changes: dict[str, tuple[object, object]]) -> str:
-    """``entity 'FOMC' -> 'ECB'; event_time 2019-01-30 19:30:00+00:00 -> ...``"""
-    return "; ".join(f"{k} {a!s} -> {b!s}" if k == "event_time" else f"{k} {a!r} -> {b!r}"
-                     for k, (a, b) in changes.items())
-
-
-def reassign_roles(segments: list[Segment], speakers: list[SpeakerInfo], event_type: str,
-                   speakers_hint: str) -> tuple[list[Segment], list[SpeakerInfo]]:
-    """Roles and sections of a processed call for another ``event_type``, from its stored
-    segments (voice ids kept)."""
-    voice = {s.speaker: s.voice_id for s in speakers}
-    new = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
-    new = [replace(s, voice_id=voice.get(s.speaker, s.voice_id)) for s in new]
-    return assign_sections(segments, new), new
 
 
 # ---------------------------------------------------------------------------- tasks

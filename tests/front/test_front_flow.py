@@ -41,7 +41,12 @@ def processed(tmp_path_factory, prefect_harness, models):
     copy_demo_call(archive, rows_extra=extra)  # rewrite the manifest with the bad rows
     cat = tmp_path_factory.mktemp("catalog")
     summary = process_archive(str(archive), str(cat), show_progress=False)
+    shutil.copytree(cat, _pristine(cat))  # before other tests change it (e.g. another SER model)
     return archive, cat, summary
+
+
+def _pristine(cat: Path) -> Path:
+    return cat.parent / f"{cat.name}_as_first_processed"
 
 
 def test_archive_run_counts_and_failures(processed):
@@ -206,7 +211,7 @@ def _copy_processed(processed, tmp_path) -> tuple[Path, Path]:
     """A copy of the processed archive and catalog, to change without touching the module's."""
     archive, cat, _ = processed
     shutil.copytree(archive, tmp_path / "archive")
-    shutil.copytree(cat, tmp_path / "catalog")
+    shutil.copytree(_pristine(cat), tmp_path / "catalog")
     return tmp_path / "archive", tmp_path / "catalog"
 
 
