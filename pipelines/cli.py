@@ -190,12 +190,13 @@ def eval_diarization(
             fail(f"{p}: file not found")
     from pipelines.evaluation import ReferenceError, diarization_error, read_rttm
     from pipelines.audio import AudioError
+    from pipelines.models import ModelLoadError
     from pipelines.speech import diarize_file
 
     try:
         refs = read_rttm(rttm)
         diar = diarize_file(audio, profile.value, num_speakers)
-    except (ReferenceError, AudioError) as exc:
+    except (ReferenceError, AudioError, ModelLoadError) as exc:
         fail(str(exc))
     ref = [t for turns in refs.values() for t in turns]
     result = diarization_error(ref, diar.turns)
@@ -224,6 +225,7 @@ def eval_asr(
             fail(f"{p}: file not found")
     from pipelines.audio import AudioError
     from pipelines.evaluation import ReferenceError, read_labels, read_stm, word_error
+    from pipelines.models import ModelLoadError
     from pipelines.speech import transcribe_file
 
     try:
@@ -240,7 +242,7 @@ def eval_asr(
             refs = [" ".join(r[3] for r in read_stm(stm))]
             hyps = [transcribe_file(audio, profile.value)]
             name = audio
-    except (ReferenceError, AudioError) as exc:
+    except (ReferenceError, AudioError, ModelLoadError) as exc:
         fail(str(exc))
     typer.echo(f"{name}: {word_error(refs, hyps).summary()} over {len(refs)} item(s)")
 

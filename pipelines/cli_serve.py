@@ -39,6 +39,7 @@ def serve(
     from finance.studies import load_spec
     from pipelines.archive import ManifestError
     from pipelines.flows_serve import ArchiveGoneError, serve_archive, watch_archive
+    from pipelines.models import ModelLoadError
     from pipelines.settings import default_catalog, get_profile
 
     cat = (catalog or default_catalog()).expanduser()
@@ -60,5 +61,5 @@ def serve(
         serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name)
     except (ArchiveGoneError, CatalogError) as exc:
         fail(exc, ExitCode.FAILED)
-    except (ManifestError, FinanceError, ValueError) as exc:
+    except (ManifestError, FinanceError, ModelLoadError, ValueError) as exc:
         fail(exc, ExitCode.USAGE)

@@ -150,3 +150,17 @@ def test_exit_code_policy_is_one_documented_enum():
     assert [run_code(3, 0), run_code(2, 1), run_code(0, 2), run_code(0, 0)] == [0, 3, 1, 0]
     for mod in ("cli", "cli_study", "cli_report", "cli_serve", "cli_ser"):  # every command uses it
         assert "exitcodes import" in (REPO / "pipelines" / f"{mod}.py").read_text(), mod
+
+
+def test_eval_with_full_profile_offline_is_one_line(tmp_path, monkeypatch):
+    from front_paths import DEMO
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    call = "fomc_press_conference_20181219"
+    r = CliRunner().invoke(app, ["eval", "diarization", "--audio", str(DEMO / f"{call}.m4a"),
+                                 "--rttm", str(DEMO / "reference" / f"{call}.rttm"), "--profile", "full"])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: diarizer 'pyannote/speaker-diarization-community-1' cannot be loaded: not in the local model cache")
+    assert lines[0].endswith("--align-model DIR (or --align-model '' for none)")
