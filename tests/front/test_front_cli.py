@@ -104,7 +104,9 @@ def test_run_of_bad_files_prints_one_line_reasons(tmp_path):
     sf.write(archive / "noise.wav", noise.astype(np.float32), 16_000)
     (archive / "manifest.csv").write_text("file,event_type,entity,event_time\n"
                                           "notes.wav,earnings_call,ACME,2019-01-30T19:30:00Z\n"
-                                          "noise.wav,earnings_call,ACME,2019-01-31T19:30:00Z\n")
+                                          "noise.wav,earnings_call,ACME,2019-01-31T19:30:00Z\n"
+                                          "missing.wav,earnings_call,ACME,2019-02-01T19:30:00Z\n"
+                                          "noise.wav,earnings_call,ACME,01/05/2019\n")
     cat = tmp_path / "catalog"
     code, out = _run_cli(["run", str(archive), "-c", str(cat), "--no-study", "--no-report", "--no-progress"], tmp_path)
     assert code == 1, out  # nothing processed: every call failed
@@ -112,8 +114,11 @@ def test_run_of_bad_files_prints_one_line_reasons(tmp_path):
     root = archive.resolve()
     assert f"  failed: {root}/notes.wav: not a readable audio file" in out
     assert f"  failed: {root}/noise.wav: no speech found (20.0 s of audio, no voice activity)\n" in out
-    failures = {f["source_uri"]: f for f in Catalog(cat).read("failures").to_pylist()}
-    assert failures[f"{root}/noise.wav"]["stage"] == "voice activity"
+    assert f"  failed: {root}/missing.wav: file not found (manifest row 4)\n" in out
+    assert f"  failed: {root}/manifest.csv:5: bad event_time '01/05/2019' (use ISO 8601" in out
+    failures = {(f["source_uri"], f["stage"]) for f in Catalog(cat).read("failures").to_pylist()}
+    assert failures == {(f"{root}/notes.wav", "decode"), (f"{root}/noise.wav", "voice activity"),
+                        (f"{root}/missing.wav", "manifest"), (f"{root}/noise.wav", "manifest")}
     assert Catalog(cat).keys("calls") == []
 
 
