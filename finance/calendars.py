@@ -19,6 +19,7 @@ present in the price data (for monthly or non-exchange data).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,7 +40,13 @@ def _exchange_calendar(name: str, first_year: int):
     import exchange_calendars as xcals
 
     try:
-        return xcals.get_calendar(name, start=f"{first_year}-01-01")
+        with warnings.catch_warnings():
+            # exchange_calendars reads Series.values of tz-aware dates while building a calendar;
+            # pandas >= 3.1 deprecates that (Pandas4Warning). Nothing of ours to change: silence
+            # that one warning, here only, until exchange_calendars moves to .array.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone",
+                                    category=DeprecationWarning)
+            return xcals.get_calendar(name, start=f"{first_year}-01-01")
     except xcals.errors.InvalidCalendarName as exc:
         raise EventsError(f"unknown trading calendar {name!r} (use an exchange_calendars code such as XNYS, or 'data')") from exc
 
