@@ -151,12 +151,16 @@ def study_staleness(catalog: Catalog, spec) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: network/price-source errors and I/O errors other than missing files."""
+    """Worth retrying: network/price-source errors and I/O errors other than missing files,
+    permissions and a full or read-only disk (a retry minutes later meets the same disk)."""
+    import errno
+
     from finance.errors import PriceSourceError
 
     permanent = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+    full = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
     return isinstance(exc, (PriceSourceError, ConnectionError, TimeoutError)) or (
-        isinstance(exc, OSError) and not isinstance(exc, permanent))
+        isinstance(exc, OSError) and not isinstance(exc, permanent) and exc.errno not in full)
 
 
 def _retry_if_transient(task, task_run, state) -> bool:

@@ -198,6 +198,11 @@ def test_transient_errors():
     assert is_transient(PriceSourceError("x")) and is_transient(ConnectionResetError()) and is_transient(TimeoutError())
     assert is_transient(OSError(5, "Input/output error"))
     assert not is_transient(SpecError("x")) and not is_transient(FileNotFoundError("x")) and not is_transient(ValueError())
+    from data_catalog.store import CatalogIOError
+
+    full = CatalogIOError("/cat/tables/calls/x.parquet", OSError(28, "No space left on device"))
+    assert isinstance(full, OSError) and full.errno == 28 and not is_transient(full)  # a retry meets the same disk
+    assert not is_transient(OSError(30, "Read-only file system"))
 
 
 def test_sample_is_the_pyannote_recording():
