@@ -1,0 +1,56 @@
+"""Two `speechfin run`s started together into one catalog, with a 20 Hz query loop beside them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from front_paths import REPO, copy_demo_call
+from data_catalog import Catalog
+
+CHECK = ("select c.call_id, (select count(*) from segments s where s.call_id = c.call_id) n, "
+         "(select sum(n_segments) from speakers k where k.call_id = c.call_id) expected from calls c")
+
+
+def test_two_runs_and_a_query_loop_into_one_catalog(tmp_path):
+    cat = tmp_path / "catalog"
+    archives = [copy_demo_call(tmp_path / f"archive_{d}", date=d) for d in ("20151216", "20161214")]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "pipelines.cli", "run"]
+    runs = [subprocess.Popen(cmd + [str(a), "--catalog", str(cat), "--no-study", "--no-report", "--no-progress"],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for a in archives]
+
+    answers, errors, stop = [], [], threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                answers.append(Catalog(cat).query(CHECK).to_pylist())
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
+
+    reader = threading.Thread(target=loop)
+    reader.start()
+    try:
+        outs = [r.communicate(timeout=600)[0] for r in runs]
+    finally:
+        stop.set()
+        reader.join()
+    for r, out in zip(runs, outs):
+        assert r.returncode == 0, out[-3000:]
+        assert "processed 1," in out and "Traceback" not in out
+    final = Catalog(cat).query(CHECK).to_pylist()
+    assert len(final) == 2 and all(row["n"] == row["expected"] > 0 for row in final)
+    # the catalog did not exist when the loop started: early queries fail with "no catalog here"
+    assert all("no catalog" in e for e in errors), errors[:3]
+    seen = [a for a in answers if a]
+    assert len(answers) > 20 and seen
+    # every answer shows whole calls only: a call's segments appear with (never before) its calls row
+    assert all(row["n"] == row["expected"] for a in seen for row in a)
+    assert sorted({len(a) for a in seen}) in ([1, 2], [2])
