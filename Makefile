@@ -21,7 +21,7 @@ $(STAMP): $(LOCK) pyproject.toml
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install -q -U pip setuptools wheel
+	$(LOCK_VENV)/bin/python -m pip install -q -U pip wheel
 	$(LOCK_VENV)/bin/python -m pip install -q -e '.[test]'
 	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "# speechfin lock: every distribution at its exact version (Python 3.11, Linux x86_64)."; \

@@ -43,6 +43,9 @@ def _load(what: str, fn, *args, **kwargs):
     try:
         with contextlib.redirect_stdout(buf):
             return fn(*args, **kwargs)
+    except ImportError as exc:  # the environment, not the model: local folders would not help
+        raise ModelLoadError(f"{what} cannot be loaded: a package is missing ({exc}); reinstall the "
+                             f"environment from requirements.lock (make clean-venv, then make test)") from exc
     except Exception as exc:  # noqa: BLE001 - any loader error becomes one line naming the model
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):

@@ -111,6 +111,7 @@ def test_run_of_bad_files_prints_one_line_reasons(tmp_path):
     code, out = _run_cli(["run", str(archive), "-c", str(cat), "--no-study", "--no-report", "--no-progress"], tmp_path)
     assert code == 1, out  # nothing processed: every call failed
     assert "Traceback" not in out and "ERROR" not in out and "Encountered exception" not in out, out
+    assert "Warning:" not in out, out  # the models loaded without a library warning (torchcodec, TF32, pkg_resources)
     root = archive.resolve()
     assert f"  failed: {root}/notes.wav: not a readable audio file" in out
     assert f"  failed: {root}/noise.wav: no speech found (20.0 s of audio, no voice activity)\n" in out

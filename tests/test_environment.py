@@ -1,0 +1,33 @@
+"""The environment is the lock: every distribution of requirements.lock at its exact version."""
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+LOCK = Path(__file__).resolve().parents[1] / "requirements.lock"
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def test_installed_distributions_are_the_locked_versions():
+    """A venv that drifted from the lock (a hand-installed package, an old setuptools that
+    still had pkg_resources) passes here and fails on a fresh machine: catch it here."""
+    locked = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            locked[_canonical(name)] = version.strip()
+    assert len(locked) > 200
+    installed = {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    wrong = {n: (v, installed.get(n)) for n, v in locked.items() if installed.get(n) != v}
+    assert wrong == {}, f"installed versions differ from {LOCK.name} (locked, installed): {wrong}"
+
+
+def test_webrtcvad_imports_with_the_locked_setuptools():
+    pytest.importorskip("webrtcvad")
+    import webrtcvad
+
+    assert webrtcvad.__version__
