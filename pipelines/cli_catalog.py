@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from pipelines.exitcodes import ExitCode, fail
+
 app = typer.Typer(help="Check and repair a catalog folder.", no_args_is_help=True)
 
 
@@ -23,8 +25,7 @@ def verify(
     try:
         report = verify_catalog((catalog or default_catalog()).expanduser(), repair)
     except CatalogError as exc:
-        typer.secho(f"error: {str(exc).splitlines()[0]}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(exc, ExitCode.USAGE)
     for p in report.problems:
         typer.echo(p.line())
     typer.echo(report.summary())

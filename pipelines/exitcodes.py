@@ -28,10 +28,14 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 3
 
 
+def one_line(message: object) -> str:
+    """The first line of a message or an exception's text (its type name if it has none)."""
+    return (str(message).splitlines() or [type(message).__name__])[0]
+
+
 def fail(message: object, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print a one-line error (the first line of ``message``) on stderr and exit with ``code``."""
-    line = (str(message).splitlines() or [type(message).__name__])[0]
-    typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {one_line(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(int(code))
 
 

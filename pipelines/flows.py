@@ -21,6 +21,7 @@ from pipelines import progress
 from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.asr import words_of
 from pipelines.audio import AudioError, decode_audio, file_sha256
+from pipelines.exitcodes import one_line
 from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
 from pipelines.models import ModelLoadError, load_emotion, load_models
 from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
@@ -111,12 +112,8 @@ class ArchiveSummary:
             if o.warning:
                 lines.append(f"  warning: {o.warning}")
         if self.error is not None:
-            lines.append(f"  stopped: {_one_line(self.error)}")
+            lines.append(f"  stopped: {one_line(self.error)}")
         return "\n".join(lines)
-
-
-def _one_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
@@ -127,12 +124,12 @@ def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
     except StageError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the stage name (Prefect has logged the task's traceback)
-        raise StageError(name, _one_line(exc)) from exc
+        raise StageError(name, one_line(exc)) from exc
     finally:
         times[name] = time.perf_counter() - t0
         progress.stage_done()
     if isinstance(out, EXPECTED_ERRORS):
-        raise StageError(name, _one_line(out))
+        raise StageError(name, one_line(out))
     return out
 
 
@@ -360,7 +357,7 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
                         outcome = state.result()
                     else:  # an unexpected exception: Prefect has logged its traceback
                         exc = state.result(raise_on_failure=False)
-                        reason = _one_line(exc)
+                        reason = one_line(exc)
                         outcome = CallOutcome(entry.file, CallStatus.FAILED, stage=getattr(exc, "stage", "pipeline"),
                                               reason=reason if entry.path and entry.path in reason
                                               else f"{entry.path or entry.source}: {reason}")

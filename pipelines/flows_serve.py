@@ -45,6 +45,7 @@ from prefect.tasks import exponential_backoff
 
 from data_catalog import Catalog, CatalogError
 from pipelines.archive import CallEntry, ManifestError, read_manifest
+from pipelines.exitcodes import one_line
 from pipelines.flows import CallStatus, process_archive
 from pipelines.models import load_emotion, load_models
 from pipelines.settings import get_profile
@@ -232,10 +233,6 @@ def _retrying(t, retries: int, backoff_s: float):
     return t.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_s))
 
 
-def _reason(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 def refresh_studies(catalog: Catalog, studies: list[str], retries: int, backoff_s: float,
                     summary: WatchSummary) -> None:
     from finance.errors import FinanceError
@@ -257,7 +254,7 @@ def refresh_studies(catalog: Catalog, studies: list[str], retries: int, backoff_
             summary.studies[spec.study_id] = f"refreshed ({why}): {state.result()}"
             clear_failure(catalog, f"study:{spec_path}")
         else:
-            reason = _reason(state.result(raise_on_failure=False))
+            reason = one_line(state.result(raise_on_failure=False))
             summary.studies[spec.study_id] = f"failed: {reason}"
             record_failure(catalog, f"study:{spec_path}", "study", reason)
 
@@ -287,7 +284,7 @@ def refresh_reports(catalog: Catalog, archive: Path, studies: list[str], reports
                 summary.reports.append(state.result())
                 clear_failure(catalog, f"report:{out}")
             else:
-                reason = _reason(state.result(raise_on_failure=False))
+                reason = one_line(state.result(raise_on_failure=False))
                 summary.report_failures.append(f"{out}: {reason}")
                 record_failure(catalog, f"report:{out}", "report", reason)
 
@@ -324,7 +321,7 @@ def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies
                              if o.status in (CallStatus.PROCESSED, CallStatus.RESCORED, CallStatus.METADATA_UPDATED)]
         summary.failed = [(o.file, o.reason) for o in result.outcomes if o.status == CallStatus.FAILED]
         if result.error is not None:
-            summary.failed.append((str(root), _reason(result.error)))
+            summary.failed.append((str(root), one_line(result.error)))
         record_files(root, catalog, entries, result.outcomes)
     refresh_studies(catalog, studies, retries, retry_backoff_s, summary)
     refresh_reports(catalog, root, studies, out_dir, formats, summary)
