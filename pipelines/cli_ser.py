@@ -83,22 +83,70 @@ def cross_validate(
 
 @app.command("eval")
 def evaluate(
-    corpus: Path = typer.Option(..., "--corpus", help="folder with labels.csv"),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="checkpoint folder (default: embedded)"),
+    corpus: Path = typer.Option(..., "--corpus", help="folder with labels.csv (audio: path, speaker, emotion; "
+                                                      "text: text, label)"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="checkpoint folder (default: embedded; "
+                                              "for a text corpus: the shipped sentiment head)"),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="corpus labels onto the checkpoint's classes, "
+                                            "e.g. 'anger=angry,happiness=happy,sadness=sad,fear=fearful'"),
     speakers: Optional[str] = typer.Option(None, "--speakers", help="comma-separated speakers to keep"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="encoder frame cache"),
 ):
-    """UA, WA, macro-F1 and the confusion matrix of a checkpoint on a labelled corpus."""
+    """UA, WA, macro-F1 and the confusion matrix of a checkpoint on a labelled corpus.
+
+    Only the classes that the corpus and the checkpoint share are scored (the other clips
+    are dropped, with a count); UA is the mean recall over the scored classes."""
     _setup()
     from ser_models.checkpoint import CheckpointError
-    from ser_models.corpus import CorpusError
-    from ser_models.experiment import evaluate_checkpoint
+    from ser_models.corpus import CorpusError, is_text_corpus
 
     try:
-        result = evaluate_checkpoint(checkpoint, corpus, _speakers(speakers), cache)
+        if is_text_corpus(corpus):
+            from ser_models.text_heads import evaluate_text_checkpoint
+
+            result = evaluate_text_checkpoint(checkpoint, corpus, label_map=label_map)
+        else:
+            from ser_models.experiment import evaluate_checkpoint
+
+            result = evaluate_checkpoint(checkpoint, corpus, _speakers(speakers), cache, label_map=label_map)
     except (CorpusError, CheckpointError, ValueError) as exc:
         _fail(exc)
     typer.echo(result.summary())
+
+
+@app.command()
+def predict(
+    corpus: Path = typer.Option(..., "--corpus", help="folder with labels.csv (path, speaker; emotion not needed)"),
+    out: Path = typer.Option(..., "--out", help="CSV to write, one row per clip"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="checkpoint folder (default: embedded)"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="encoder frame cache"),
+):
+    """Score every clip of a folder: class probabilities and every tone column, each speaker's
+    clips packed and normalised to that speaker as in the flow."""
+    _setup()
+    from ser_models.checkpoint import CheckpointError, shipped_text_heads
+    from ser_models.corpus import CorpusError
+    from ser_models.experiment import predict_corpus
+    from ser_models.features import negative_mask
+
+    try:
+        df, centering = predict_corpus(checkpoint, corpus, cache, text_heads=shipped_text_heads())
+    except (CorpusError, CheckpointError, ValueError) as exc:
+        _fail(exc)
+    from data_catalog.store import CatalogIOError, atomic_replace
+
+    try:
+        atomic_replace(out, lambda tmp: df.to_csv(tmp, index=False))
+    except CatalogIOError as exc:
+        fail(exc, ExitCode.FAILED)
+    pcols = [c for c in df.columns if c.startswith("p_")]
+    labels = [c[2:] for c in pcols]
+    neg = negative_mask(labels)[df[pcols].to_numpy().argmax(1)]
+    typer.echo(f"wrote {out}: {len(df)} clips, {df['speaker'].nunique()} speakers; top class negative "
+               f"(sad, angry, fearful, disgust) for {neg.mean():.1%}; mean tone {df['tone'].mean():+.3f} "
+               f"(absolute {df['tone_abs'].mean():+.3f})")
+    if centering is not None and centering.note():
+        typer.echo(centering.note())
 
 
 @app.command()
@@ -114,7 +162,8 @@ def info(checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="c
         _fail(exc)
     raw = card.raw
     typer.echo(f"{card.model_id}\n  labels: {', '.join(card.labels)}\n  encoders: {raw['encoders']}\n"
-               f"  pooling: {raw['pooling']}  fusion: {raw['fusion']}\n  corpus: {raw['corpus']['name']} "
+               f"  pooling: {raw['pooling']}  fusion: {raw['fusion']}  speaker_norm: {card.config.speaker_norm}\n"
+               f"  corpus: {raw['corpus']['name']} "
                f"({raw['corpus']['n_examples']} examples)\n  licence: {raw['corpus']['licence']}\n"
                f"  {raw.get('note', '')}\n  git: {raw['git_commit']}")
     cv = (raw.get("metrics") or {}).get("cv")

@@ -50,10 +50,12 @@ def _with_ids(df: pd.DataFrame, ids: dict) -> pd.DataFrame:
 
 
 def load_emotion_scorer(checkpoint: str | Path | None = None):
-    """Load a SER checkpoint and its encoders once (default: the shipped embedded checkpoint)."""
+    """Load a SER checkpoint and its encoders once (default: the shipped embedded checkpoint),
+    with the shipped text heads (financial sentiment, FOMC stance) beside it."""
+    from ser_models.checkpoint import shipped_text_heads
     from ser_models.inference import EmotionScorer
 
-    return EmotionScorer.load(checkpoint)
+    return EmotionScorer.load(checkpoint, text_heads=shipped_text_heads())
 
 
 def segments_frame(segments: list[Segment], speakers: list[SpeakerInfo]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -70,11 +72,12 @@ def segments_frame(segments: list[Segment], speakers: list[SpeakerInfo]) -> tupl
 
 def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[SpeakerInfo],
                         call_id: str | None = None, checkpoint: str | Path | None = None,
-                        scorer=None, config=None) -> EmotionOutputs:
+                        scorer=None, config=None, event_type: str = "") -> EmotionOutputs:
     """Score every segment of a call; build its trajectories and call features.
 
     ``scorer`` (from ``load_emotion_scorer``) is loaded from ``checkpoint`` if not given.
     ``config``: a ``ser_models.calls.EmotionConfig`` (windows, skips, smoothing).
+    ``event_type``: a press conference also gets the FOMC hawkish score.
     """
     from ser_models.calls import EmotionConfig, call_features, score_segments, trajectories
 
@@ -86,7 +89,8 @@ def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[Sp
     cfg = config or EmotionConfig()
     call_id = call_id or audio.call_id
     seg, words = segments_frame(segments, speakers)
-    emotions = score_segments(scorer, audio.samples, seg, words, cfg, audio.sample_rate)
+    emotions = score_segments(scorer, audio.samples, seg, words, cfg, audio.sample_rate,
+                              hawkish=event_type == "press_conference")
     traj = trajectories(emotions, seg, scorer.labels, cfg.smooth_bandwidth_s)
     feats = call_features(emotions, seg, traj, scorer.labels, scorer.card.hotspot_threshold)
     ids = {"call_id": call_id, "model_id": scorer.model_id}

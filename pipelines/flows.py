@@ -172,10 +172,11 @@ def speakers_task(asr_segments, diarization, event_type: str, speakers_hint: str
 
 
 @task(name="emotions", cache_policy=NONE)
-def emotions_task(audio, segments, speakers, profile: Profile):
+def emotions_task(audio, segments, speakers, profile: Profile, event_type: str):
     from pipelines.emotion import score_call_emotions
 
-    return score_call_emotions(audio, segments, speakers, audio.call_id, scorer=load_emotion(profile.ser_checkpoint))
+    return score_call_emotions(audio, segments, speakers, audio.call_id, scorer=load_emotion(profile.ser_checkpoint),
+                               event_type=event_type)
 
 
 @task(name="write-tables", cache_policy=NONE)
@@ -266,7 +267,7 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
             return CallOutcome(entry.file, CallStatus.SKIPPED, call_id)
         audio = _run_stage("decode", times, decode_task, entry.path)
         segments, speakers = read_call(catalog, call_id)
-        emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
+        emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile, entry.event_type)
         _run_stage("write tables", times, write_emotions_task, str(catalog.root), call_id, emotions)
         wall = time.perf_counter() - t0
         logger.info("%s: call %s, emotions recomputed with %s in %.1f s", entry.file, call_id, model_id, wall)
@@ -286,7 +287,7 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
     if not segments or not speakers:
         raise StageError("transcribe", f"{entry.path}: no speech found ({audio.duration_s:.1f} s of audio, "
                                        f"no words transcribed)")
-    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
+    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile, entry.event_type)
     embedding_model = "pyannote" if load_models(profile).pyannote is not None else "resemblyzer-ge2e"
     result = CallResult(entry, audio, speakers, segments, diar.embeddings, embedding_model, profile.name)
     _run_stage("write tables", times, write_task, str(catalog.root), result, emotions)
@@ -305,7 +306,7 @@ def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_i
     audio = _run_stage("decode", times, decode_task, entry.path)
     segments, speakers = _run_stage("speakers & sections", times, roles_task, *read_call(catalog, call_id),
                                     entry.event_type, entry.speakers_hint)
-    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile)
+    emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile, entry.event_type)
     result = CallResult(entry, audio, speakers, segments, {}, "", profile.name)
     _run_stage("write tables", times, write_roles_task, str(catalog.root), result, emotions)
     reason = f"{describe_changes(changes)} (roles, sections and emotion tables recomputed from the stored words)"

@@ -69,7 +69,7 @@ class CallData:
         df = df[(df["skip_reason"].fillna("") == "") & df["tone"].notna() & ~df["role"].isin(EXCLUDED_ROLES)]
         words = (df["lm_positive"] + df["lm_negative"]) > 0   # lm_tone is 0, not missing, without tone words
         return df.assign(duration_s=df["end_s"] - df["start_s"], t_s=(df["start_s"] + df["end_s"]) / 2,
-                         text_tone=df["lm_tone"].where(words))
+                         lm_text_tone=df["lm_tone"].where(words))
 
     @property
     def end_s(self) -> float:
@@ -92,7 +92,10 @@ def checkpoint_dirs() -> list[Path]:
 
 
 def find_card(model_id: str) -> tuple[dict | None, str]:
-    """The card.json whose model_id is ``model_id`` (a checkpoint folder, or a folder of them)."""
+    """The card.json whose model_id is ``model_id`` (a checkpoint folder, or a folder of them).
+    A flow's model id names the voice checkpoint first, then its text heads ('+'-joined): the
+    voice checkpoint's card is the one shown."""
+    model_id = model_id.split("+")[0]
     for d in checkpoint_dirs():
         for path in [d / "card.json", *sorted(d.glob("*/card.json"))]:
             try:
@@ -232,8 +235,8 @@ def speaker_rows(data: CallData) -> list[dict]:
         rows.append({"speaker": r.speaker, "role": r.role, "name": r.name or "", "voice_id": r.voice_id or "",
                      "talk_time_s": r.talk_time_s, "share": r.talk_time_s / total, "n_segments": r.n_segments,
                      "n_scored": len(mine), "voice_tone": _wmean(mine["tone"], mine["duration_s"]) if len(mine) else None,
-                     "text_tone": float(mine["text_tone"].mean()) if mine["text_tone"].notna().any() else None,
-                     "n_text": int(mine["text_tone"].notna().sum())})
+                     "text_tone": float(mine["lm_text_tone"].mean()) if mine["lm_text_tone"].notna().any() else None,
+                     "n_text": int(mine["lm_text_tone"].notna().sum())})
     return rows
 
 
@@ -245,7 +248,7 @@ def segment_rows(df: pd.DataFrame, data: CallData, max_chars: int = 240) -> list
         text = str(r.text or "")
         rows.append({"segment_id": r.segment_id, "start_s": r.start_s, "end_s": r.end_s,
                      "speaker": _speaker_label(data, r.speaker), "section": SECTION_NAMES.get(r.section, r.section),
-                     "tone": r.tone, "lm_tone": getattr(r, "text_tone", r.lm_tone), "top_class": top, "top_p": probs.get(top),
+                     "tone": r.tone, "lm_tone": getattr(r, "lm_text_tone", r.lm_tone), "top_class": top, "top_p": probs.get(top),
                      "share": getattr(r, "attention_top15_share", None),
                      "text": text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…",
                      "word_times": getattr(r, "word_times", [])})
@@ -372,18 +375,18 @@ def fig_text_voice(data: CallData) -> Figure:
     _shade(a, spans, k)
     t, w = sc["t_s"].to_numpy(), sc["duration_s"].to_numpy()
     a.plot(t / k, kernel_smooth(t, sc["tone"], w, TEXT_BANDWIDTH_S), color="#1f4e8c", lw=1.8, label="voice tone")
-    if sc["text_tone"].notna().any():
-        a.plot(t / k, kernel_smooth(t, sc["text_tone"], w, TEXT_BANDWIDTH_S), color="#c0392b", lw=1.8,
+    if sc["lm_text_tone"].notna().any():
+        a.plot(t / k, kernel_smooth(t, sc["lm_text_tone"], w, TEXT_BANDWIDTH_S), color="#c0392b", lw=1.8,
                ls="--", label="text tone (Loughran-McDonald)")
     a.axhline(0, color="#555555", lw=0.6)
     a.set(ylim=(-1.05, 1.05), xlabel=xlabel, ylabel="tone", xlim=(0, data.end_s / k))
     a.legend(loc="upper right", fontsize=7, frameon=False)
-    ok = sc[sc["text_tone"].notna()]
+    ok = sc[sc["lm_text_tone"].notna()]
     roles = sorted(ok["role"].unique())
     colors = _speaker_colors(roles)
     for role in roles:
         g = ok[ok["role"] == role]
-        b.scatter(g["text_tone"], g["tone"], s=9, alpha=0.6, lw=0, color=colors[role], label=role)
+        b.scatter(g["lm_text_tone"], g["tone"], s=9, alpha=0.6, lw=0, color=colors[role], label=role)
     b.plot([-1, 1], [-1, 1], color="#999999", lw=0.7, ls=":")
     b.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="text tone (segment)", ylabel="voice tone (segment)")
     if roles:

@@ -38,8 +38,8 @@ import pandas as pd
 
 from data_catalog.schemas import CALL_ROLE_SECTIONS
 from ser_models.encoders import frame_times, slice_frames
-from ser_models.features import (arousal_valence, kernel_smooth, lm_scores, negative_mask, tone,
-                                 top_share, top_words)
+from ser_models.features import (arousal_valence, fused_tone, kernel_smooth, lm_scores, negative_mask, stance,
+                                 tone, top_share, top_words)
 from ser_models.inference import EmotionScorer
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,13 @@ CALL_FEATURE_DOCS = {
     "lm_negative": "Loughran-McDonald negative words / tokens, all non-operator text",
     "lm_uncertainty": "Loughran-McDonald uncertainty words / tokens, all non-operator text",
     "lm_tone": "(positive - negative) / (positive + negative) word counts, all non-operator text",
-    "call_tone": "duration-weighted mean tone of all non-operator segments",
+    "call_tone": "duration-weighted mean voice tone (speaker-relative) of all non-operator segments",
+    "call_tone_abs": "duration-weighted mean absolute voice tone (tone_abs: against the population baseline) of all "
+                     "non-operator segments",
+    "call_text_tone": "duration-weighted mean text tone (financial-sentiment head) of all non-operator segments",
+    "call_fused_tone": "duration-weighted mean fused tone (voice and text, equal weights) of all non-operator segments",
+    "chair_hawkish": "duration-weighted mean hawkish score (p(hawkish) - p(dovish), FOMC head) of the chair's "
+                     "segments (press conferences; NaN otherwise)",
     "n_segments_scored": "segments with emotion scores",
     "n_segments_skipped": "segments skipped (too short, silent, outside the audio)",
     "scored_speech_s": "seconds of speech scored",
@@ -108,8 +114,9 @@ def skip_reason(samples: np.ndarray, start_s: float, end_s: float, cfg: EmotionC
 
 def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.DataFrame,
                    words: pd.DataFrame | None = None, cfg: EmotionConfig = EmotionConfig(),
-                   sample_rate: int = 16_000) -> pd.DataFrame:
-    """The ``emotions`` rows of one recording (without call_id/model_id)."""
+                   sample_rate: int = 16_000, hawkish: bool = False) -> pd.DataFrame:
+    """The ``emotions`` rows of one recording (without call_id/model_id).  ``hawkish``: score
+    the FOMC stance head too (press conferences)."""
     t0 = time.time()
     duration = len(samples) / sample_rate
     words = words if words is not None and len(words) else pd.DataFrame(columns=["segment_id", "word", "start_s", "end_s"])
@@ -125,38 +132,64 @@ def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.Data
         spans = _windows(float(r.start_s), min(float(r.end_s), duration), cfg.max_window_s)
         for wa, wb in spans:
             in_win = [w for w, s, e in by_seg.get(r.segment_id, []) if wa <= (s + e) / 2 < wb]
-            windows.append((r.segment_id, wa, wb, " ".join(in_win) if len(spans) > 1 and in_win else str(r.text or "")))
+            windows.append((r.segment_id, wa, wb, " ".join(in_win) if len(spans) > 1 and in_win else str(r.text or ""),
+                            r.speaker))
     frames = None
     if enc is not None:
         call_frames = scorer.encode_recording(samples) if windows else None   # the call, once, in 30 s windows
         frames = [slice_frames(call_frames, enc.hop_s, wa, wb) for _, wa, wb, _ in windows]
-    probs, att = scorer.score_frames(frames, [w[3] for w in windows])
+    scores = scorer.score_frames(frames, [w[3] for w in windows], speakers=[w[4] for w in windows])
     owner = np.array([w[0] for w in windows])
-    rows = [_segment_row(r, skip[r.segment_id], np.flatnonzero(owner == r.segment_id), windows, probs, att,
+    rows = [_segment_row(r, skip[r.segment_id], np.flatnonzero(owner == r.segment_id), windows, scores,
                          by_seg.get(r.segment_id, []), labels, enc.hop_s if enc else 0.0, cfg)
             for r in segments.itertuples(index=False)]
     skipped = pd.Series([v for v in skip.values() if v])
     log.info("scored %d segments (%d windows) in %.1f s; skipped %d (%s)", len(segments) - len(skipped), len(windows),
              time.time() - t0, len(skipped), ", ".join(f"{k}: {v}" for k, v in skipped.value_counts().items()) or "none")
-    cols = (["segment_id"] + [f"p_{lab}" for lab in labels] + ["tone", "arousal", "valence", "attention_top15_share",
-            "top_words", *LM_COLUMNS, "n_windows", "skip_reason"])
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows)
+    out = out.assign(**text_columns(scorer, segments["text"].tolist(), hawkish))
+    out["fused_tone"] = fused_tone(out["tone"].to_numpy(float), out["text_tone"].to_numpy(float))
+    cols = (["segment_id"] + [f"p_{lab}" for lab in labels] + ["tone", "tone_abs", "norm_basis", "text_tone", "hawkish",
+            "fused_tone", "arousal", "valence", "attention_top15_share", "top_words", *LM_COLUMNS, "n_windows",
+            "skip_reason"])
+    return out.reindex(columns=cols)
 
 
-def _segment_row(r, skip: str, sel: np.ndarray, windows: list, probs: np.ndarray, att: list, words: list,
+def text_columns(scorer: EmotionScorer, texts: list, hawkish: bool) -> dict[str, np.ndarray]:
+    """text_tone (sentiment head: p(positive) - p(negative)) and hawkish (FOMC head:
+    p(hawkish) - p(dovish), only if ``hawkish``) of each segment's text; NaN without a head
+    or a text."""
+    n = len(texts)
+    out = {"text_tone": np.full(n, np.nan), "hawkish": np.full(n, np.nan)}
+    heads = {k: h for k, h in scorer.text_heads.items() if k != "fomc" or hawkish}
+    if not heads or not n:
+        return out
+    probs = EmotionScorer(scorer.model, scorer.card, scorer.featurizer, heads).score_texts(texts)
+    if "sentiment" in probs:
+        out["text_tone"] = tone(probs["sentiment"], heads["sentiment"].labels)
+    if "fomc" in probs:
+        out["hawkish"] = stance(probs["fomc"], heads["fomc"].labels)
+    return out
+
+
+def _segment_row(r, skip: str, sel: np.ndarray, windows: list, scores, words: list,
                  labels, hop_s: float, cfg: EmotionConfig) -> dict:
     """One ``emotions`` row from the segment's windows ``sel`` (probabilities weighted by
     window duration; attention concatenated with the same weights)."""
     out = {"segment_id": r.segment_id, **lm_scores(str(r.text or "")), "skip_reason": skip, "n_windows": len(sel),
-           "top_words": "", "attention_top15_share": np.nan}
+           "top_words": "", "attention_top15_share": np.nan, "norm_basis": ""}
     if skip:
-        return out | {f"p_{lab}": np.nan for lab in labels} | {"tone": np.nan, "arousal": np.nan, "valence": np.nan}
+        return out | {f"p_{lab}": np.nan for lab in labels} | {"tone": np.nan, "tone_abs": np.nan, "arousal": np.nan,
+                                                              "valence": np.nan}
+    att = scores.attention
     length = np.array([windows[i][2] - windows[i][1] for i in sel])
     share = length / length.sum()
-    p = (probs[sel] * share[:, None]).sum(0)
+    p = (scores.probs[sel] * share[:, None]).sum(0)
+    p_abs = (scores.probs_abs[sel] * share[:, None]).sum(0)
     ar, va = arousal_valence(p, labels)
     out |= {f"p_{lab}": float(v) for lab, v in zip(labels, p)}
-    out |= {"tone": float(tone(p, labels)[0]), "arousal": float(ar[0]), "valence": float(va[0])}
+    out |= {"tone": float(tone(p, labels)[0]), "tone_abs": float(tone(p_abs, labels)[0]),
+            "norm_basis": scores.basis[sel[0]], "arousal": float(ar[0]), "valence": float(va[0])}
     if att and att[sel[0]] is not None:
         w = np.concatenate([att[i] * s for i, s in zip(sel, share)])
         t = np.concatenate([windows[i][1] + frame_times(len(att[i]), hop_s) for i in sel])
@@ -211,6 +244,11 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
     out["n_hotspots"] = int((scored["attention_top15_share"] >= hotspot_threshold).sum())
     out |= lm_scores(" ".join(df["text"].fillna("").astype(str)))
     out["call_tone"] = mean
+    out["call_tone_abs"] = _wmean(df["tone_abs"], df["w"]) if "tone_abs" in df else np.nan
+    out["call_text_tone"] = _wmean(df["text_tone"], df["w"]) if "text_tone" in df else np.nan
+    out["call_fused_tone"] = _wmean(df["fused_tone"], df["w"]) if "fused_tone" in df else np.nan
+    chair = df[df["role"] == "chair"]
+    out["chair_hawkish"] = _wmean(chair["hawkish"], chair["w"]) if "hawkish" in df else np.nan
     out["n_segments_scored"] = int(len(scored))
     out["n_segments_skipped"] = int((emotions["skip_reason"] != "").sum())
     out["scored_speech_s"] = float(scored["w"].sum())

@@ -39,6 +39,14 @@ KNOWN_LICENCES = {
 }
 
 
+def shipped_text_heads() -> dict[str, Path]:
+    """The text heads shipped beside the embedded checkpoint (name -> folder), those present."""
+    from ser_models.inference import TEXT_HEADS
+
+    root = EMBEDDED.parent
+    return {name: root / folder for name, folder in TEXT_HEADS.items() if (root / folder / CARD).is_file()}
+
+
 class CheckpointError(ValueError):
     """A checkpoint folder is unusable; the message names the file and the problem."""
 

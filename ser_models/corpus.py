@@ -73,12 +73,27 @@ class Corpus:
         return Corpus(self.root, self.table.iloc[np.asarray(index)].reset_index(drop=True), self.labels)
 
 
+def is_text_corpus(root: str | Path) -> bool:
+    """A folder whose labels.csv has ``text`` and ``label`` columns and no audio ``path``, a
+    Financial PhraseBank folder or file, or an FOMC split file (``ser_models.text_corpora``)."""
+    root = Path(root)
+    if root.name.startswith(("Sentences_", "lab-manual-")) or (root / "Sentences_50Agree.txt").is_file():
+        return True
+    csv = root / "labels.csv"
+    if not csv.is_file():
+        return False
+    header = pd.read_csv(csv, nrows=0).columns
+    return "text" in header and "label" in header and "path" not in header
+
+
 def load_corpus(root: str | Path, labels: Sequence[str] | None = None,
-                speakers: Sequence[str] | None = None) -> Corpus:
+                speakers: Sequence[str] | None = None, require_labels: bool = True) -> Corpus:
     """Read and check ``root/labels.csv``.
 
     labels:   the allowed label set, in model order (None: the sorted labels of the corpus).
     speakers: keep only these speakers (e.g. RAVDESS actors 01-20).
+    require_labels: False for prediction: the ``emotion`` column may be absent or empty
+        (label -1); the labels that are given must still be known.
     """
     root = Path(root)
     csv = root / "labels.csv"
@@ -88,6 +103,8 @@ def load_corpus(root: str | Path, labels: Sequence[str] | None = None,
         df = pd.read_csv(csv, dtype={"path": str, "speaker": str, "emotion": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{csv}: not a readable CSV ({exc})") from exc
+    if not require_labels and "emotion" not in df.columns:
+        df["emotion"] = ""
     missing_cols = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing_cols:
         raise CorpusError(f"{csv}: missing columns {missing_cols} (need {', '.join(REQUIRED_COLUMNS)})")
@@ -97,11 +114,11 @@ def load_corpus(root: str | Path, labels: Sequence[str] | None = None,
     if df.empty:
         raise CorpusError(f"{csv}: no rows" + (" for the selected speakers" if speakers is not None else ""))
     emotions = df["emotion"].str.strip().str.lower()
-    if (emotions == "").any():
+    if require_labels and (emotions == "").any():
         lines = df.loc[emotions == "", "line"].tolist()
         raise CorpusError(f"{csv}: {len(lines)} rows without an emotion label (lines {_few(lines)})")
-    label_set = tuple(labels) if labels is not None else tuple(sorted(emotions.unique()))
-    unknown = sorted(set(emotions) - set(label_set))
+    label_set = tuple(labels) if labels is not None else tuple(sorted(set(emotions) - {""}))
+    unknown = sorted(set(emotions) - set(label_set) - {""})
     if unknown:
         lines = df.loc[emotions.isin(unknown), "line"].tolist()
         raise CorpusError(f"{csv}: unknown emotion labels {unknown} (lines {_few(lines)}); "
@@ -115,7 +132,7 @@ def load_corpus(root: str | Path, labels: Sequence[str] | None = None,
         "file": [str(f) for f in files],
         "speaker": df["speaker"].to_numpy(),
         "emotion": emotions.to_numpy(),
-        "label": emotions.map({lab: i for i, lab in enumerate(label_set)}).to_numpy(),
+        "label": emotions.map({lab: i for i, lab in enumerate(label_set)}).fillna(-1).astype(int).to_numpy(),
         "text": df["text"].fillna("").astype(str).to_numpy() if "text" in df.columns else "",
         "gender_id": gender.map({g: i for i, g in enumerate(GENDERS)}).fillna(-1).astype(int).to_numpy(),
     })

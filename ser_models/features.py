@@ -1,9 +1,14 @@
 """Derived emotion features: tone, arousal/valence proxies, attention concentration, the
 words under the attention, Loughran-McDonald dictionary tone, and time smoothing.
 
-tone = (pos - neg) / (pos + neg), with pos = p(happy) (+ p(surprised) where the label set
-has it) and neg = p(sad) + p(angry) (+ p(fearful), p(disgust)), as in Gorodnichenko, Pham &
-Talavera (AER 2023).  In [-1, 1]; NaN if the label set has neither.
+tone = p(pos) - p(neg) over all classes, with pos = p(happy) (+ p(surprised) where the label
+set has it) and neg = p(sad) + p(angry) (+ p(fearful), p(disgust)); for a text sentiment head
+(negative / neutral / positive) the same formula is p(positive) - p(negative): positive against negative
+emotion in the spirit of Gorodnichenko, Pham & Talavera (AER 2023).  In [-1, 1]; NaN if the
+label set has neither.  Neutral and calm mass counts as zero, so neutral speech scores about
+0.  (The earlier ratio (pos - neg) / (pos + neg) dropped that mass and divided the rest: with
+four negative classes against two positive ones a correctly recognised neutral clip scored
+about -0.55.)
 
 Arousal and valence proxies: the probability-weighted mean of hand-set circumplex
 coordinates of each class (after Russell 1980), both in [-1, 1]:
@@ -25,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-POSITIVE = frozenset({"happy", "happiness", "joy", "surprised", "surprise"})
-NEGATIVE = frozenset({"sad", "sadness", "angry", "anger", "fearful", "fear", "disgust", "disgusted"})
+POSITIVE = frozenset({"happy", "happiness", "joy", "surprised", "surprise", "positive"})
+NEGATIVE = frozenset({"sad", "sadness", "angry", "anger", "fearful", "fear", "disgust", "disgusted", "negative"})
 CIRCUMPLEX = {  # class -> (arousal, valence)
     "neutral": (0.0, 0.0), "calm": (-0.6, 0.4), "happy": (0.5, 0.8), "sad": (-0.5, -0.7),
     "angry": (0.8, -0.6), "fearful": (0.7, -0.6), "disgust": (0.3, -0.7), "surprised": (0.8, 0.3),
@@ -42,12 +47,29 @@ def negative_mask(labels: Sequence[str]) -> np.ndarray:
 
 
 def tone(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-    """(N, C) probabilities -> (N,) tone in [-1, 1]."""
+    """(N, C) probabilities -> (N,) tone = p(pos) - p(neg) in [-1, 1] (NaN if the label set
+    has no positive and no negative class)."""
     probs = np.atleast_2d(probs)
-    pos = probs[:, _class_mask(labels, POSITIVE)].sum(1)
-    neg = probs[:, negative_mask(labels)].sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pos + neg > 0, (pos - neg) / (pos + neg), np.nan)
+    pos_mask, neg_mask = _class_mask(labels, POSITIVE), negative_mask(labels)
+    if not (pos_mask.any() or neg_mask.any()):
+        return np.full(len(probs), np.nan)
+    return probs[:, pos_mask].sum(1) - probs[:, neg_mask].sum(1)
+
+
+def stance(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """(N, C) probabilities of a hawkish/dovish head -> (N,) p(hawkish) - p(dovish) in [-1, 1]."""
+    probs = np.atleast_2d(probs)
+    return probs[:, _class_mask(labels, frozenset({"hawkish"}))].sum(1) - \
+        probs[:, _class_mask(labels, frozenset({"dovish"}))].sum(1)
+
+
+def fused_tone(voice: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Equal-weight mean of voice tone and text tone, either alone where the other is NaN
+    (no transcript, or a skipped audio segment); NaN where both are."""
+    v, t = np.asarray(voice, float), np.asarray(text, float)
+    n = (~np.isnan(v)).astype(float) + (~np.isnan(t))
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (np.nan_to_num(v) + np.nan_to_num(t)) / np.maximum(n, 1), np.nan)
 
 
 def arousal_valence(probs: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from ser_models.encoders import EncoderConfig
 from ser_models.pooling import build_pooling
 
 FUSIONS = ("concat", "cross_attention", "gated")
+SPEAKER_NORMS = ("none", "mean", "neutral")
 
 
 @dataclass
@@ -38,6 +39,12 @@ class ModelConfig:
     pooling: one of ``pooling.POOLING_METHODS``; heads/queries/pool_hidden: its H, Q, MLP size.
     fusion: one of FUSIONS; hidden: MLP head width; dropout: on the head input and hidden layer.
     aux_heads: a classifier per modality; gender_head: a 2-way gender classifier.
+    speaker_norm: "none"; "mean": audio frames arrive minus their speaker's mean frame;
+        "neutral": minus their speaker's neutral register (``ser_models.speaker_norm``).  The
+        audio branch then keeps the population centre (mean of the training speakers'
+        centres, (La, Da)) for absolute scores.
+    nuisance_dims: k > 0 removes a k-dimensional nuisance subspace from the audio frames
+        (``Branch``), estimated before training from ``TrainConfig.nuisance_corpus``.
     """
 
     labels: tuple[str, ...] = RAVDESS_LABELS
@@ -57,6 +64,8 @@ class ModelConfig:
     dropout: float = 0.3
     aux_heads: bool = False
     gender_head: bool = False
+    speaker_norm: str = "none"
+    nuisance_dims: int = 0
 
     def __post_init__(self):
         self.labels = tuple(self.labels)
@@ -72,6 +81,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.text: {self.text.kind!r} is not a text encoder")
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.speaker_norm not in SPEAKER_NORMS:
+            raise ValueError(f"unknown speaker_norm {self.speaker_norm!r}; choose one of {', '.join(SPEAKER_NORMS)}")
         if self.fusion == "cross_attention" and self.audio and self.text and not self.proj_dim:
             raise ValueError("cross_attention fusion needs proj_dim > 0 (a common frame size)")
 
@@ -136,11 +147,19 @@ class FrameNorm(nn.Module):
 
 
 class Branch(nn.Module):
-    """One modality: layer mix -> norm -> optional projection -> (fusion hook) -> pooling."""
+    """One modality: layer mix -> nuisance projection -> norm -> optional projection ->
+    (fusion hook) -> pooling.
 
-    def __init__(self, dim: int, n_layers: int, cfg: ModelConfig):
+    The nuisance projection (audio, ``nuisance_dims`` > 0) removes a fixed k-dimensional
+    subspace U (k, D) from every frame, x - (x U^T) U (nuisance attribute projection,
+    Campbell et al. 2006): the directions along which a speaker's neutral business speech
+    varies from sentence to sentence (``ser_models.speaker_norm.nuisance_basis``).  One U for
+    every hidden layer, so it commutes with the layer mix."""
+
+    def __init__(self, dim: int, n_layers: int, cfg: ModelConfig, nuisance_dims: int = 0):
         super().__init__()
         self.mix = LayerMix(n_layers)
+        self.register_buffer("nuisance", torch.zeros(nuisance_dims, dim) if nuisance_dims else None)
         self.norm = FrameNorm(dim)
         self.proj = nn.Sequential(nn.Linear(dim, cfg.proj_dim), nn.GELU()) if cfg.proj_dim else nn.Identity()
         d = cfg.proj_dim or dim
@@ -148,8 +167,15 @@ class Branch(nn.Module):
         self.frame_dim = d
         self.out_dim = self.pool.out_dim
 
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, [L,] T, D) -> (B, T, D): layers mixed, nuisance subspace removed."""
+        x = self.mix(x)
+        if self.nuisance is not None:
+            x = x - (x @ self.nuisance.T) @ self.nuisance
+        return x
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.norm(self.mix(x)))                 # (B, T, d)
+        return self.proj(self.norm(self.frames(x)))              # (B, T, d)
 
 
 class CrossAttention(nn.Module):
@@ -172,7 +198,10 @@ class BimodalSER(nn.Module):
         self.config = cfg = config
         self.branches = nn.ModuleDict()
         if cfg.audio is not None:
-            self.branches["audio"] = Branch(cfg.audio_dim, cfg.audio_layers, cfg)
+            self.branches["audio"] = Branch(cfg.audio_dim, cfg.audio_layers, cfg, cfg.nuisance_dims)
+            if cfg.speaker_norm != "none":   # population centre of the speaker-relative frames
+                shape = (cfg.audio_layers, cfg.audio_dim) if cfg.audio_layers > 1 else (cfg.audio_dim,)
+                self.branches["audio"].register_buffer("center", torch.zeros(shape))
         if cfg.text is not None:
             self.branches["text"] = Branch(cfg.text_dim, cfg.text_layers, cfg)
         pooled = {m: b.out_dim for m, b in self.branches.items()}

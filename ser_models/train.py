@@ -40,6 +40,8 @@ from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, enco
 from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_weights, ser_loss
 from ser_models.metrics import CVResult, EvalResult
 from ser_models.model import BimodalSER, ModelConfig
+from ser_models.speaker_norm import (BASELINE_CLASSES, SPEAKER, Centering, item_means, iterative_centering,
+                                     population_center, speaker_centering)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ class TrainConfig:
     encoder_lr: learning rate of fine-tuned encoders.
     packings: number of random packings of the training clips into call-like windows,
         used in turn by successive epochs (augmentation; needs an audio encoder with pack_s > 0).
+    augment: "" (none) or "channel": packings after the first put each speaker's clips through
+        one random channel (codec, noise, reverberation, gain, speed; ``ser_models.augment``).
+    nuisance_corpus: an unlabelled folder (labels.csv with path, speaker) of the speech the
+        model is for, whose within-speaker variation estimates the nuisance subspace of
+        ``ModelConfig.nuisance_dims``; its audio only, never its text or ids as labels.
     threads: torch intra-op threads while training (0 = torch's default); small heads on
         cached frames train fastest on one thread, especially on a shared machine.
     """
@@ -74,7 +81,13 @@ class TrainConfig:
     aux_gender: float = 0.0
     crop: float = 1.0
     packings: int = 1
+    augment: str = ""
+    nuisance_corpus: str = ""
     threads: int = 0
+
+    def __post_init__(self):
+        if self.augment not in ("", "channel"):
+            raise ValueError(f"augment={self.augment!r}: use '' or 'channel'")
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -142,27 +155,51 @@ class SERData:
     arrays, frozen encoders) or raw inputs (waveforms / texts, fine-tuned encoders).
 
     ``variants``: alternative audio frames of the same examples (other random packings of
-    the clips into windows), used in turn by successive training epochs."""
+    the clips into windows), used in turn by successive training epochs.
+    ``centering``: with speaker normalisation, the speaker centres taken off the audio frames
+    of ``inputs`` (None otherwise)."""
 
     inputs: dict[str, list]
     y: np.ndarray
     gender: np.ndarray
     speakers: np.ndarray
     variants: list[list] = field(default_factory=list)
+    centering: Centering | None = None
+    nuisance: np.ndarray | None = None          # (k, D) basis for the model's nuisance projection
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, idx: np.ndarray) -> "SERData":
         return SERData({m: [v[i] for i in idx] for m, v in self.inputs.items()},
-                       self.y[idx], self.gender[idx], self.speakers[idx], [[v[i] for i in idx] for v in self.variants])
+                       self.y[idx], self.gender[idx], self.speakers[idx], [[v[i] for i in idx] for v in self.variants],
+                       self.centering, self.nuisance)
 
     def variant(self, k: int) -> "SERData":
         """The data with audio variant k (0 = ``inputs`` itself)."""
         k %= 1 + len(self.variants)
         if k == 0:
             return self
-        return SERData(self.inputs | {"audio": self.variants[k - 1]}, self.y, self.gender, self.speakers)
+        return SERData(self.inputs | {"audio": self.variants[k - 1]}, self.y, self.gender, self.speakers,
+                       centering=self.centering, nuisance=self.nuisance)
+
+    def recentered(self, centers: dict) -> "SERData":
+        """The data with each speaker's audio frames centred on ``centers[speaker]`` instead
+        of the centre they carry (``centering``)."""
+        if self.centering is None:
+            return self
+        shift = {g: (c - centers[g]).astype(np.float32) for g, c in self.centering.centers.items()}
+        audio = [(np.asarray(f, np.float32) + shift[g][..., None, :]).astype(np.asarray(f).dtype)
+                 for f, g in zip(self.inputs["audio"], self.speakers)]
+        return SERData(self.inputs | {"audio": audio}, self.y, self.gender, self.speakers,
+                       centering=Centering(dict(centers), dict(self.centering.basis), dict(self.centering.speech_s)))
+
+    def absolute(self, population: np.ndarray) -> "SERData":
+        """The data with audio frames centred on ``population`` instead of each speaker's own
+        centre (the absolute score of a speaker-normalised model)."""
+        if self.centering is None:
+            return self
+        return self.recentered({g: population for g in self.centering.centers})
 
 
 class Featurizer:
@@ -178,12 +215,20 @@ class Featurizer:
     def finetuned(self, m: str) -> bool:
         return getattr(self.config, m).finetune
 
-    def prepare(self, corpus: Corpus, progress: bool = True, packings: int = 1) -> SERData:
+    def prepare(self, corpus: Corpus, progress: bool = True, packings: int = 1, augment: str = "",
+                population: np.ndarray | None = None, label_baseline: bool = True) -> SERData:
         """Encode a corpus.  Audio clips are encoded as the flow encodes a call when the
         audio encoder has ``pack_s > 0``: the clips of each speaker are joined into windows
         of ``pack_s`` seconds and sliced back out (``packings`` different random packings:
-        the first is ``inputs``, the others ``variants``)."""
-        raw = {}
+        the first is ``inputs``, the others ``variants``; with ``augment="channel"`` every
+        packing after the first puts each speaker through a random channel).
+
+        With ``speaker_norm`` each packing's audio frames are centred per speaker
+        (``population``: the fallback centre for speakers with too little speech); for
+        "neutral", on the speaker's neutral and calm clips when ``label_baseline`` and every
+        clip is labelled (training), else on all of the speaker's speech (the start of
+        ``predict_speakers``'s iterations)."""
+        raw, centering = {}, None
         if "audio" in self.encoders:
             raw["audio"] = corpus.audio()
         if "text" in self.encoders:
@@ -195,14 +240,43 @@ class Featurizer:
             if self.finetuned(m):
                 inputs[m] = items
             elif m == "audio" and self.config.audio.pack_s > 0:
-                packed = [encode_packed(enc, items, corpus.speakers, self.config.audio.pack_s, seed=k,
-                                        progress=progress) for k in range(max(1, packings))]
+                packed = []
+                for k in range(max(1, packings)):
+                    waves = items
+                    if augment and k > 0:
+                        from ser_models.augment import augment_by_speaker
+
+                        waves = augment_by_speaker(items, corpus.speakers, seed=k)[0]
+                    frames = encode_packed(enc, waves, corpus.speakers, self.config.audio.pack_s, seed=k,
+                                           progress=progress)
+                    frames, c = self._speaker_normed(frames, corpus.speakers, population,
+                                                     self._baseline_weights(corpus.y) if label_baseline else None)
+                    centering = centering if k else c
+                    packed.append(frames)
                 inputs[m], variants = packed[0], packed[1:]
             else:
                 inputs[m] = enc.encode(items, progress=progress)
             log.info("%s: %d inputs ready in %.1f s (%s)", m, len(items), time.time() - t0,
                      "raw, fine-tuned encoder" if self.finetuned(m) else enc.encoder_id)
-        return SERData(inputs, corpus.y, corpus.gender, corpus.speakers, variants)
+        if centering is not None and centering.note():
+            log.warning("%s", centering.note())
+        return SERData(inputs, corpus.y, corpus.gender, corpus.speakers, variants, centering)
+
+    def _baseline_weights(self, y: np.ndarray) -> np.ndarray | None:
+        """1 for the clips of the neutral classes, 0 for the others ("neutral" norm, labelled corpora)."""
+        if self.config.speaker_norm != "neutral" or (np.asarray(y) < 0).any():
+            return None
+        base = [i for i, lab in enumerate(self.config.labels) if lab in BASELINE_CLASSES]
+        return np.isin(y, base).astype(float) if base else None
+
+    def _speaker_normed(self, frames: list, speakers, population, weights=None) -> tuple[list, Centering | None]:
+        """Frames as float16 (as the disk cache keeps them, so a first run and a cached run
+        agree), centred per speaker with a ``speaker_norm``."""
+        if self.config.speaker_norm == "none":
+            return [np.asarray(f, np.float16) for f in frames], None
+        c = speaker_centering(frames, speakers, self.encoders["audio"].hop_s, population, weights=weights)
+        return [(np.asarray(f, np.float32) - c.centers[g][..., None, :]).astype(np.float16)
+                for f, g in zip(frames, speakers)], c
 
     def batch(self, data: SERData, idx: Sequence[int], grad: bool = False,
               crop: float = 1.0, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -232,7 +306,7 @@ def fit_norms(model: BimodalSER, data: SERData, featurizer: Featurizer, max_item
     batch = featurizer.batch(data, idx)
     with torch.no_grad():
         for m, branch in model.branches.items():
-            x = branch.mix(batch[m])[batch[f"{m}_mask"]]               # (N_frames, D)
+            x = branch.frames(batch[m])[batch[f"{m}_mask"]]            # (N_frames, D)
             if len(x) > 1:
                 branch.norm.fit(x)
 
@@ -259,6 +333,16 @@ def fit(config: ModelConfig, tc: TrainConfig, data: SERData, featurizer: Featuri
 def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
     seed_everything(tc.seed)
     model = BimodalSER(config)
+    if data.centering is not None and hasattr(model.branches["audio"], "center"):
+        train_speakers = set(data.speakers.tolist())
+        own = Centering({g: c for g, c in data.centering.centers.items() if g in train_speakers},
+                        {g: b for g, b in data.centering.basis.items() if g in train_speakers}, {})
+        model.branches["audio"].center.copy_(torch.as_tensor(population_center(own)))
+    if config.nuisance_dims:
+        if data.nuisance is None or data.nuisance.shape[0] != config.nuisance_dims:
+            raise ValueError(f"nuisance_dims = {config.nuisance_dims} needs a nuisance basis: give [train] "
+                             f"nuisance_corpus")
+        model.branches["audio"].nuisance.copy_(torch.as_tensor(data.nuisance))
     fit_norms(model, data, featurizer)
     n_classes = len(config.labels)
     center = CenterLoss(n_classes, config.hidden) if tc.center_loss else None
@@ -266,6 +350,8 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
     for m, enc in featurizer.encoders.items():
         if featurizer.finetuned(m):
             enc.ensure_loaded()
+            if hasattr(enc, "reset_adapter"):      # minilm_lora: fresh seeded adapters for every run
+                enc.reset_adapter(tc.seed)
             enc._model.train(True)
             groups.append({"params": [p for p in enc.parameters() if p.requires_grad], "lr": tc.encoder_lr})
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
@@ -310,9 +396,10 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
 
 @torch.no_grad()
 def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
-            batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray | None]]:
-    """Class probabilities (N, C) and, per example, the audio attention over its frames
-    (T_i,), averaged over the K attention distributions (None without an audio branch).
+            batch_size: int = 16, temperature: float = 1.0) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Class probabilities (N, C) = softmax(logits / temperature) and, per example, the audio
+    attention over its frames (T_i,), averaged over the K attention distributions (None
+    without an audio branch).
 
     Small batches: pooling holds several (B, T, D) intermediates, so a batch of 64 windows
     of 20 s costs about 470 MB at its peak, a batch of 16 about 170 MB, at the same speed."""
@@ -322,7 +409,7 @@ def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
         idx = np.arange(a, min(a + batch_size, len(data)))
         batch = featurizer.batch(data, idx)
         out = model(**batch)
-        probs.append(torch.softmax(out.logits, -1).numpy())
+        probs.append(torch.softmax(out.logits / temperature, -1).numpy())
         for j in range(len(idx)):
             if out.audio_weights is None:
                 weights.append(None)
@@ -332,8 +419,33 @@ def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
     return np.concatenate(probs), weights
 
 
+def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, temperature: float = 1.0,
+                     ) -> tuple[np.ndarray, list, Centering | None]:
+    """``predict`` with the speaker baselines of the model's ``speaker_norm``: for "neutral",
+    label-free iterative feature normalisation (``speaker_norm.iterative_centering``) from
+    the all-speech mean of each speaker.  Returns probabilities, attention and the centring."""
+    if data.centering is None or model.config.speaker_norm != "neutral" or "audio" not in data.inputs:
+        probs, att = predict(model, data, featurizer, temperature=temperature)
+        return probs, att, data.centering
+    frames = data.inputs["audio"]
+    means = item_means(frames, data.speakers, data.centering)
+    lengths = np.array([np.asarray(f).shape[-2] for f in frames], dtype=float)
+    start = dict(data.centering.centers)
+    for g in start:
+        if data.centering.basis[g] == SPEAKER:
+            sel = data.speakers == g
+            start[g] = (lengths[sel].reshape(-1, *([1] * (means.ndim - 1))) * means[sel]).sum(0) / lengths[sel].sum()
+    first = Centering(start, dict(data.centering.basis), dict(data.centering.speech_s))
+    baseline = np.array([lab in BASELINE_CLASSES for lab in model.config.labels])
+    centering, _ = iterative_centering(
+        means, lengths, data.speakers, first,
+        lambda c: predict(model, data.recentered(c), featurizer, temperature=temperature)[0], baseline)
+    probs, att = predict(model, data.recentered(centering.centers), featurizer, temperature=temperature)
+    return probs, att, centering
+
+
 def evaluate(model: BimodalSER, data: SERData, featurizer: Featurizer, title: str = "evaluation") -> EvalResult:
-    probs, _ = predict(model, data, featurizer)
+    probs, _, _ = predict_speakers(model, data, featurizer)
     return EvalResult(model.config.labels, data.y, probs.argmax(1), title=title)
 
 
@@ -348,7 +460,7 @@ def cross_validate(config: ModelConfig, tc: TrainConfig, data: SERData, featuriz
         train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
         model = fit(config, tc, data.subset(train_idx), featurizer, progress, desc=f"fold {i + 1}/{k}")
         test = data.subset(test_idx)
-        probs, _ = predict(model, test, featurizer)
+        probs, _, _ = predict_speakers(model, test, featurizer)       # held-out speakers: label-free baselines
         oof[test_idx] = probs
         spk = sorted(set(test.speakers.tolist()))
         results.append(EvalResult(config.labels, test.y, probs.argmax(1), title=f"fold {i + 1}"))

@@ -40,12 +40,20 @@ def test_emotions_rows_skips_and_probabilities(call, scorer):
     pcols = [f"p_{lab}" for lab in scorer.labels]
     scored = e[e["skip_reason"] == ""]
     assert np.allclose(scored[pcols].sum(axis=1), 1.0, atol=1e-6)
-    assert e.loc[e["skip_reason"] != "", pcols + ["tone", "arousal", "valence"]].isna().all().all()
-    # tone from the stored probabilities, computed here independently
+    assert e.loc[e["skip_reason"] != "", pcols + ["tone", "tone_abs", "arousal", "valence"]].isna().all().all()
+    # tone from the stored probabilities, computed here independently: p(pos) - p(neg)
     pos = scored["p_happy"] + scored["p_surprised"]
     neg = scored[[f"p_{c}" for c in NEG]].sum(axis=1)
-    assert np.allclose(scored["tone"], (pos - neg) / (pos + neg))
+    assert np.allclose(scored["tone"], pos - neg)
     assert scored["tone"].between(-1, 1).all() and scored["arousal"].between(-1, 1).all()
+    assert scored["tone_abs"].between(-1, 1).all()
+    # speaker-relative scores: the executive (35 s of speech) against his own mean frame; the
+    # analyst and the operator (under 8 s each) against the checkpoint's population centre
+    basis = scored.assign(spk=[s.speaker for s in segments if s.segment_id in scored.index]).groupby("spk")["norm_basis"]
+    assert basis.unique().to_dict() == {"SPK_EXEC": ["speaker"], "SPK_ANA": ["population"], "SPK_OP": ["population"]}
+    # population-normalised speakers: relative and absolute are the same score
+    pop = scored[scored["norm_basis"] == "population"]
+    assert np.allclose(pop["tone"], pop["tone_abs"], atol=1e-6)
     # the 27 s segment is cut into two windows of at most 20 s, the others are one window
     assert e.loc[4, "n_windows"] == 2 and (scored.drop(index=4)["n_windows"] == 1).all()
 
@@ -187,3 +195,35 @@ def test_recording_frames_mix_layers_chunk_by_chunk(scorer):
     assert frames.shape == raw.shape == (2000, scorer.model.config.audio_dim)
     assert frames.dtype == np.float16                     # held for the whole call: half the memory
     assert np.allclose(frames.astype(np.float32), raw, rtol=2e-3, atol=1e-3)   # float16 rounding only
+
+
+def test_text_heads_beside_the_voice(call, scorer):
+    """text_tone from the shipped financial-sentiment head, fused_tone the mean of voice and
+    text tone; the FOMC stance only for press conferences."""
+    from ser_models.inference import EmotionScorer
+    from ser_models.checkpoint import shipped_text_heads
+
+    audio, segments, speakers, _, out = call
+    e = out.emotions.set_index("segment_id")
+    heads = shipped_text_heads()
+    assert "sentiment" in heads and set(scorer.text_heads) == set(heads)
+    assert out.model_id == "+".join([scorer.card.model_id] + [h.card.model_id for h in scorer.text_heads.values()])
+    sentiment = EmotionScorer.load(heads["sentiment"])                  # the head on its own
+    texts = [s.text for s in segments]
+    p = sentiment.score_frames(None, texts).probs
+    lab = list(sentiment.labels)
+    expect = p[:, lab.index("positive")] - p[:, lab.index("negative")]
+    for s, t in zip(segments, expect):
+        if s.text.strip():
+            assert e.loc[s.segment_id, "text_tone"] == pytest.approx(t, abs=1e-6)
+        else:
+            assert np.isnan(e.loc[s.segment_id, "text_tone"])
+    both = e["tone"].notna() & e["text_tone"].notna()
+    assert np.allclose(e.loc[both, "fused_tone"], (e.loc[both, "tone"] + e.loc[both, "text_tone"]) / 2)
+    only_text = e["tone"].isna() & e["text_tone"].notna()                 # skipped audio: text alone
+    assert only_text.any() and np.allclose(e.loc[only_text, "fused_tone"], e.loc[only_text, "text_tone"])
+    assert e["hawkish"].isna().all()                                       # an earnings call: no FOMC stance
+    if "fomc" in heads:
+        pc = score_call_emotions(audio, segments, speakers, scorer=scorer, event_type="press_conference")
+        h = pc.emotions.set_index("segment_id")
+        assert h.loc[[s.segment_id for s in segments if s.text.strip()], "hawkish"].between(-1, 1).all()

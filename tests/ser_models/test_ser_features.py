@@ -10,13 +10,17 @@ from ser_models.features import arousal_valence, kernel_smooth, lm_scores, top_s
 from ser_models.metrics import EvalResult
 
 
-def test_tone_formula_on_ravdess_labels():
+def test_tone_is_positive_minus_negative_mass_over_all_classes():
     p = np.array([[0.1, 0.1, 0.3, 0.1, 0.2, 0.05, 0.05, 0.1],      # happy .3 + surprised .1 vs .4 neg
-                  [1, 0, 0, 0, 0, 0, 0, 0]], dtype=float)           # all neutral: no pos, no neg
+                  [0.5, 0.5, 0, 0, 0, 0, 0, 0],                     # all neutral/calm: exactly 0
+                  [0.6, 0.2, 0, 0.05, 0.05, 0.05, 0.05, 0]],        # mostly neutral, a little negative mass
+                 dtype=float)
     t = tone(p, RAVDESS_LABELS)
-    assert t[0] == pytest.approx((0.4 - 0.4) / 0.8) and math.isnan(t[1])
+    assert t[0] == pytest.approx(0.0) and t[1] == 0.0
+    assert t[2] == pytest.approx(-0.2)          # the ratio (pos - neg)/(pos + neg) gave -1 here
     assert tone(np.array([0.0, 0.5, 0.5]), ("neutral", "happy", "sad"))[0] == pytest.approx(0.0)
-    assert tone(np.array([0.2, 0.6, 0.2]), ("neutral", "happy", "angry"))[0] == pytest.approx(0.5)
+    assert tone(np.array([0.2, 0.6, 0.2]), ("neutral", "happy", "angry"))[0] == pytest.approx(0.4)
+    assert math.isnan(tone(np.array([0.5, 0.5]), ("neutral", "calm"))[0])   # no positive, no negative class
 
 
 def test_arousal_valence_proxies():

@@ -1,0 +1,232 @@
+"""Does the voice-emotion model hold on the speech users have?  One row per recipe variant,
+all on the same 5 speaker-independent RAVDESS folds (actors 01-04, ..., 17-20):
+
+- UA of held-out actors: clean, through an 11.025 kHz / 32 kbps MP3, through 8 kHz mu-law;
+- calibration: temperature fitted on the out-of-fold probabilities, ECE before and after;
+- mean tone of held-out clips by true class (neutral and calm should be about 0);
+- real earnings-call clips (../shared/data/earnings_calls_qin2019, unlabelled): each call's
+  clips packed and normalised per speaker as ``ser predict`` and the flow do, scored by each
+  fold's model; share of clips whose top class is negative and mean tone, per call
+  (a plausibility bound, not a target: nothing here is tuned on these clips);
+- optionally (``--cross-sentence``): a cross-condition figure: train on the clips of one
+  RAVDESS sentence of the training actors, test on the other sentence of the held-out
+  actors, clean and through the MP3 channel (both directions, 5 folds each).
+
+    .venv/bin/python benchmarks/ser_validity.py --variant shipped --results benchmarks/results/ser_validity.jsonl
+    .venv/bin/python benchmarks/ser_validity.py --variant no_speaker_norm ...
+    .venv/bin/python benchmarks/ser_validity.py --table benchmarks/results/ser_validity.jsonl
+
+Variants: the shipped recipe (ser_models/configs/embedded.toml) with one fix removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared" / "data"
+VARIANTS = {
+    "shipped": {},
+    "speaker_mean": {"model": {"speaker_norm": "mean"}},
+    "no_speaker_norm": {"model": {"speaker_norm": "none"}},
+    "no_augmentation": {"train": {"augment": ""}},
+    "no_fixes": {"model": {"speaker_norm": "none"}, "train": {"augment": ""}},
+    "nap16": {"model": {"nuisance_dims": 16},
+              "train": {"nuisance_corpus": str(SHARED / "earnings_calls_qin2019")}},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="shipped", choices=sorted(VARIANTS))
+    ap.add_argument("--config", default=str(ROOT / "ser_models" / "configs" / "embedded.toml"))
+    ap.add_argument("--epochs", type=int, default=0)
+    ap.add_argument("--results", help="append the row to this JSONL file")
+    ap.add_argument("--table", help="print the table of a results file and stop")
+    ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
+    ap.add_argument("--nuisance-speaker", default="", help="estimate the nuisance subspace from this earnings-call "
+                    "speaker only (the other call is then held out of every choice)")
+    args = ap.parse_args()
+    if args.table:
+        return print_table(args.table)
+    if args.cross_sentence:
+        row = cross_sentence(args.variant, args.config, args.epochs)
+    else:
+        row = run(args.variant, args.config, args.epochs, args.nuisance_speaker)
+    print(json.dumps(row, indent=1))
+    if args.results:
+        with open(args.results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+class _ChannelCorpus:
+    """A corpus whose clips go through a codec function before encoding."""
+
+    def __init__(self, corpus, fn):
+        self.__dict__.update(corpus.__dict__)
+        self._corpus, self._fn = corpus, fn
+
+    def __getattr__(self, name):
+        return getattr(self._corpus, name)
+
+    def audio(self):
+        return [self._fn(w) for w in self._corpus.audio()]
+
+
+def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> dict:
+    import torch
+
+    from ser_models.augment import mp3, mulaw
+    from ser_models.calibration import apply_temperature, ece, fit_temperature
+    from ser_models.corpus import load_corpus, speaker_folds
+    from ser_models.experiment import prepare, tone_by_class
+    from ser_models.features import negative_mask, tone
+    from ser_models.metrics import EvalResult
+    from ser_models.train import fit, load_experiment, predict, predict_speakers
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    exp = load_experiment(config)
+    ch = VARIANTS[variant]
+    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
+                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
+    exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
+    if exp.model.nuisance_dims and nuisance_speaker:
+        from ser_models.experiment import nuisance_from_corpus
+
+        data.nuisance = nuisance_from_corpus(fz, exp.train.nuisance_corpus, exp.model.nuisance_dims,
+                                             speakers=[nuisance_speaker])
+        variant = f"{variant} (U from {nuisance_speaker})"
+    labels = exp.model.labels
+    corpus = load_corpus(SHARED / "ravdess", labels)
+    tests = {name: fz.prepare(_ChannelCorpus(corpus, fn), progress=True) for name, fn in (("mp3", mp3), ("mulaw", mulaw))}
+    calls = load_corpus(SHARED / "earnings_calls_qin2019", labels, require_labels=False)
+    call_names = calls.table.assign(call=load_call_names(calls)).call.to_numpy()
+    earn = fz.prepare(calls, progress=True)
+    folds = speaker_folds(data.speakers, 5)
+    oof = np.zeros((len(data), len(labels)))
+    oof_ch = {k: np.zeros_like(oof) for k in tests}
+    earn_probs, earn_abs = [], []
+    for i, test_idx in enumerate(folds):
+        train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
+        model = fit(exp.model, exp.train, data.subset(train_idx), fz, progress=True, desc=f"fold {i + 1}/5")
+        oof[test_idx] = predict_speakers(model, data.subset(test_idx), fz)[0]
+        for k, d in tests.items():
+            oof_ch[k][test_idx] = predict_speakers(model, d.subset(test_idx), fz)[0]
+        earn_probs.append(predict_speakers(model, earn, fz)[0])
+        if earn.centering is not None:
+            pop = model.branches["audio"].center.numpy()
+            earn_abs.append(predict(model, earn.absolute(pop), fz)[0])
+    cal = fit_temperature(oof, data.y)
+    T = cal.temperature
+    neg = negative_mask(labels)
+
+    def earnings(probs_list):
+        out = {}
+        for c in sorted(set(call_names)):
+            sel = call_names == c
+            ps = [apply_temperature(p[sel], T) for p in probs_list]
+            out[c] = {"n": int(sel.sum()),
+                      "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in ps])),
+                      "mean_tone": float(np.mean([tone(p, labels).mean() for p in ps])),
+                      "top_classes": dict(zip(*np.unique(np.array(labels)[ps[0].argmax(1)], return_counts=True)))}
+            out[c]["top_classes"] = {k: int(v) for k, v in out[c]["top_classes"].items()}
+        allp = [apply_temperature(p, T) for p in probs_list]
+        out["all"] = {"n": len(call_names), "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in allp])),
+                      "mean_tone": float(np.mean([tone(p, labels).mean() for p in allp]))}
+        return out
+
+    ua = lambda p, y: EvalResult(labels, y, p.argmax(1)).ua  # noqa: E731
+    fold_ua = [ua(oof[f], data.y[f]) for f in folds]
+    row = {
+        "variant": variant, "speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims, "augment": exp.train.augment,
+        "packings": exp.train.packings, "epochs": exp.train.epochs, "encoder": exp.model.audio.encoder_id,
+        "ua": float(np.mean(fold_ua)), "ua_folds": fold_ua,
+        **{f"ua_{k}": float(np.mean([ua(v[f], data.y[f]) for f in folds])) for k, v in oof_ch.items()},
+        "temperature": T, "ece_before": cal.ece_before, "ece_after": cal.ece_after,
+        "ece_mp3_after": ece(apply_temperature(oof_ch["mp3"], T), data.y),
+        "tone_by_class": tone_by_class(apply_temperature(oof, T), data.y, labels),
+        "earnings": earnings(earn_probs),
+        "earnings_absolute": earnings(earn_abs) if earn_abs else None,
+        "seconds": round(time.time() - t0, 1),
+    }
+    return row
+
+
+def cross_sentence(variant: str, config: str, epochs: int) -> dict:
+    """Train on sentence A of the training actors, test on sentence B of the held-out ones."""
+    import pandas as pd
+    import torch
+
+    from ser_models.augment import mp3
+    from ser_models.corpus import load_corpus, speaker_folds
+    from ser_models.experiment import prepare
+    from ser_models.metrics import EvalResult
+    from ser_models.train import fit, load_experiment, predict, predict_speakers
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    exp = load_experiment(config)
+    ch = VARIANTS[variant]
+    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
+                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
+    exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
+    corpus = load_corpus(SHARED / "ravdess", exp.model.labels)
+    test_mp3 = fz.prepare(_ChannelCorpus(corpus, mp3), progress=True)
+    meta = pd.read_csv(SHARED / "ravdess" / "labels.csv", dtype=str)
+    text = meta.set_index(meta["path"].map(lambda p: str(SHARED / "ravdess" / p)))["text"]
+    sentence = text.loc[corpus.table["file"]].to_numpy()
+    first = sentence == sorted(set(sentence))[0]
+    ua = {"clean": [], "mp3": []}
+    for f, test_idx in enumerate(speaker_folds(data.speakers, 5)):
+        held = np.isin(np.arange(len(data)), test_idx)
+        for train_sent in (first, ~first):
+            tr, te = np.flatnonzero(~held & train_sent), np.flatnonzero(held & ~train_sent)
+            model = fit(exp.model, exp.train, data.subset(tr), fz, progress=True, desc=f"fold {f + 1} sentence")
+            for name, d in (("clean", data), ("mp3", test_mp3)):
+                p = predict_speakers(model, d.subset(te), fz)[0]
+                ua[name].append(EvalResult(exp.model.labels, d.y[te], p.argmax(1)).ua)
+    return {"variant": variant, "figure": "cross_sentence", "ua_clean": float(np.mean(ua["clean"])),
+            "ua_mp3": float(np.mean(ua["mp3"])), "ua_runs": ua, "seconds": round(time.time() - t0, 1)}
+
+
+def load_call_names(calls) -> list[str]:
+    import pandas as pd
+
+    df = pd.read_csv(SHARED / "earnings_calls_qin2019" / "labels.csv", dtype=str, keep_default_na=False)
+    by_path = dict(zip([str(SHARED / "earnings_calls_qin2019" / p) for p in df["path"]], df["call"]))
+    return [by_path[str(f)] for f in calls.table["file"]]
+
+
+def print_table(path: str) -> None:
+    rows = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r.get("figure") == "cross_sentence":
+                print(f"cross-sentence ({r['variant']}): UA {r['ua_clean']:.1%} clean, {r['ua_mp3']:.1%} through MP3")
+                continue
+            rows[r["variant"]] = r
+    print("| variant | UA clean | UA mp3 | UA mu-law | ECE (T) | tone neutral / calm / happy / sad / angry "
+          "| earnings neg. top share | earnings mean tone |\n|---|---|---|---|---|---|---|---|")
+    for name in sorted(rows, key=lambda v: (list(VARIANTS).index(v.split(" ")[0]) if v.split(" ")[0] in VARIANTS
+                                            else 99, v)):
+        r = rows[name]
+        t = r["tone_by_class"]
+        e = r["earnings"]
+        calls = [k for k in e if k != "all"]
+        print(f"| {name} | {r['ua']:.1%} | {r['ua_mp3']:.1%} | {r['ua_mulaw']:.1%} | {r['ece_before']:.1%} -> "
+              f"{r['ece_after']:.1%} ({r['temperature']:.2f}) | "
+              + " / ".join(f"{t[c]:+.2f}" for c in ("neutral", "calm", "happy", "sad", "angry"))
+              + " | " + ", ".join(f"{e[c]['neg_top_share']:.0%}" for c in calls)
+              + " | " + ", ".join(f"{e[c]['mean_tone']:+.2f}" for c in calls) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Text heads on financial language: the two figures and their dictionary baselines.
+
+    .venv/bin/python benchmarks/text_heads.py                    # both tasks (~25 min on one thread)
+    .venv/bin/python benchmarks/text_heads.py --tasks fpb        # Financial PhraseBank only (~9 min)
+    .venv/bin/python benchmarks/text_heads.py --tasks fomc       # FOMC only
+    .venv/bin/python benchmarks/text_heads.py --table            # print the table of the results file
+
+1. Financial PhraseBank v1.0, 50% agreement (4,845 sentences: the 4,846 published minus one
+   German sentence), 5-fold stratified CV (folds shuffled with seed 0), recipe
+   ``ser_models/configs/text_sentiment.toml``; dictionary: Loughran-McDonald tone sign.
+   Figure to reach: accuracy >= 82%, macro-F1 >= 0.78.
+2. FOMC hawkish/dovish (Shah et al., ACL 2023), combined split, seeds 5768, 78516, 944601:
+   train on ``lab-manual-combine-train-<seed>.csv``, test on ``...-test-<seed>.csv``, recipe
+   ``ser_models/configs/text_fomc.toml``; dictionary: ``text_heads.hawk_dove_score``.
+   Figure to reach: mean macro-F1 >= 0.62.
+
+Everything runs on one torch thread.  Raw rows go to ``benchmarks/results/text_heads.jsonl``
+(appended; the table shows the last row of each (task, model)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results" / "text_heads.jsonl"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="fpb,fomc")
+    ap.add_argument("--fpb-config", default=str(ROOT / "ser_models" / "configs" / "text_sentiment.toml"))
+    ap.add_argument("--fomc-config", default=str(ROOT / "ser_models" / "configs" / "text_fomc.toml"))
+    ap.add_argument("--variant", default="", help="name of this row (default: the config's name)")
+    ap.add_argument("--results", default=str(RESULTS))
+    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="also write the shipped checkpoints from these runs (FPB: trained on all sentences "
+                         "after the CV; FOMC: the seed-944601 model of the split run)")
+    args = ap.parse_args()
+    if args.table:
+        return print_table(args.results)
+
+    import numpy as np
+    import torch
+
+    from ser_models.text_heads import SHIPPED, cross_validate_text, fomc_splits, load_recipe, train_checkpoint
+
+    torch.set_num_threads(1)
+    tasks = args.tasks.split(",")
+    if "fpb" in tasks:
+        r = load_recipe(args.fpb_config)
+        rep = cross_validate_text(r)
+        print(rep.summary(), flush=True)
+        cv = rep.cv
+        write(args.results, [
+            {"task": "fpb", "model": args.variant or r.exp.name, "protocol": "5-fold stratified CV, 50% agreement",
+             "n": int(sum(len(f.y_true) for f in cv.folds)), "accuracy": cv.mean("wa"),
+             "macro_f1": cv.mean("macro_f1"), "ua": cv.mean("ua"),
+             "folds": [{"accuracy": f.wa, "macro_f1": f.macro_f1} for f in cv.folds], "seconds": round(rep.seconds)},
+            {"task": "fpb", "model": "Loughran-McDonald dictionary", "protocol": "same folds",
+             "n": int(sum(len(f.y_true) for f in rep.dictionary)),
+             "accuracy": float(np.mean([f.wa for f in rep.dictionary])),
+             "macro_f1": float(np.mean([f.macro_f1 for f in rep.dictionary])),
+             "ua": float(np.mean([f.ua for f in rep.dictionary])),
+             "folds": [{"accuracy": f.wa, "macro_f1": f.macro_f1} for f in rep.dictionary]}])
+        if args.checkpoints:
+            card = train_checkpoint(r, SHIPPED["sentiment"], {"cv": rep.metrics()})
+            print(f"wrote {SHIPPED['sentiment']}: {card.model_id} ({card.raw['train_seconds']} s)", flush=True)
+    if "fomc" in tasks:
+        r = load_recipe(args.fomc_config)
+        t0 = time.time()
+        models = {}
+        res = fomc_splits(r, models=models)
+        for e in res.values():
+            print(e.summary(), flush=True)
+        rows = []
+        for name, get in ((args.variant or r.exp.name, lambda e: e.model), (None, lambda e: e.dictionary)):
+            per = {str(s): {"accuracy": get(e).wa, "macro_f1": get(e).macro_f1} for s, e in res.items()}
+            rows.append({"task": "fomc", "model": name or next(iter(res.values())).dictionary_name,
+                         "protocol": "Shah et al. combine splits, mean of 3 seeds",
+                         "n": int(len(next(iter(res.values())).model.y_true)),
+                         "accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
+                         "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])),
+                         "ua": float(np.mean([get(e).ua for e in res.values()])), "seeds": per,
+                         **({"seconds": round(time.time() - t0)} if name else {})})
+        write(args.results, rows)
+        if args.checkpoints:
+            metrics = {"splits": {str(s): e.metrics() | {"seconds": round(e.seconds, 1)} for s, e in res.items()},
+                       "splits_macro_f1_mean": rows[0]["macro_f1"]}
+            card = train_checkpoint(r, SHIPPED["fomc"], metrics, trained=models[r.seed])
+            print(f"wrote {SHIPPED['fomc']}: {card.model_id} (seed {r.seed}: {res[r.seed].seconds:.0f} s)", flush=True)
+    print_table(args.results)
+
+
+def write(path, rows) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def print_table(path) -> None:
+    rows = {}
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        rows[(row["task"], row["model"])] = row
+    target = {"fpb": "acc >= 82%, macro-F1 >= 0.78", "fomc": "macro-F1 >= 0.62"}
+    print(f"\n{'task':<6}{'model':<34}{'accuracy':>9}{'macro-F1':>10}{'UA':>8}   per fold / seed (macro-F1)")
+    for (task, model), r in rows.items():
+        per = r.get("folds") or list((r.get("seeds") or {}).values())
+        print(f"{task:<6}{model[:33]:<34}{r['accuracy']:>9.1%}{r['macro_f1']:>10.3f}{r['ua']:>8.1%}   "
+              + " ".join(f"{p['macro_f1']:.3f}" for p in per))
+    print("targets: " + "; ".join(f"{k}: {v}" for k, v in target.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Package data of ser_models (so that it installs with the wheel)."""

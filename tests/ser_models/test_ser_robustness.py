@@ -1,0 +1,119 @@
+"""Channel augmentation, speaker normalisation and calibration: each against an independent
+computation of what it must do."""
+
+import numpy as np
+import pytest
+import torch
+
+from ser_models.augment import CODECS, Channel, add_noise, augment_by_speaker, change_speed, mp3, mulaw, telephone
+from ser_models.calibration import apply_temperature, ece, fit_temperature
+from ser_models.model import LayerMix
+from ser_models.speaker_norm import MIN_SPEECH_S, POPULATION, SPEAKER, center, speaker_centering
+
+SR = 16_000
+
+
+def _band_energy(x, lo, hi):
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    return spec[(f >= lo) & (f < hi)].sum()
+
+
+def _tones(freqs, seconds=1.0):
+    t = np.arange(int(seconds * SR)) / SR
+    return (sum(np.sin(2 * np.pi * f * t) for f in freqs) / (2 * len(freqs))).astype(np.float32)
+
+
+def test_codecs_remove_what_the_real_channels_remove():
+    x = _tones([1000, 6500])                                   # one tone in every band, one above 5.5 kHz
+    for fn, cut in ((telephone, 3400), (mulaw, 4000), (mp3, 5512)):
+        y = fn(x)
+        assert len(y) == len(x)
+        above = _band_energy(y, cut + 300, 8000) / _band_energy(x, cut + 300, 8000)
+        kept = _band_energy(y, 900, 1100) / _band_energy(x, 900, 1100)
+        assert above < 0.01, (fn.__name__, above)             # the 6.5 kHz tone is gone
+        assert 0.5 < kept < 1.5, (fn.__name__, kept)          # the 1 kHz tone stays
+
+
+def test_mulaw_quantisation_noise_is_that_of_8_bit_g711():
+    x = _tones([440])
+    y = mulaw(x)
+    err = y[800:-800] - x[800:-800]
+    snr = 10 * np.log10(np.mean(x[800:-800] ** 2) / np.mean(err ** 2))
+    assert 25 < snr < 45        # 8-bit mu-law on a -9 dBFS tone: ~35-38 dB
+
+
+def test_noise_speed_and_one_channel_per_speaker():
+    x = _tones([300, 1200], 2.0)
+    y = add_noise(x, 20.0, np.random.default_rng(0))
+    assert 10 * np.log10(np.mean(x ** 2) / np.mean((y - x) ** 2)) == pytest.approx(20.0, abs=0.01)
+    assert len(change_speed(x, 1.1)) == pytest.approx(len(x) / 1.1, abs=2)
+    waves = [x, x * 0.5, x]
+    out, channels = augment_by_speaker(waves, ["a", "b", "a"], seed=3)
+    assert set(channels) == {"a", "b"} and all(c.codec in CODECS for c in channels.values())
+    np.testing.assert_array_equal(out[0], channels["a"].apply(x))          # a's clips through a's channel
+    np.testing.assert_array_equal(out[0], out[2])
+    again, _ = augment_by_speaker(waves, ["a", "b", "a"], seed=3)
+    np.testing.assert_array_equal(out[1], again[1])                         # seeded
+    assert Channel().apply(x) is not x and np.array_equal(Channel().apply(x), x)
+
+
+def test_speaker_centering_is_each_speakers_mean_and_commutes_with_the_layer_mix():
+    rng = np.random.default_rng(0)
+    hop = 0.02
+    n_long = int(MIN_SPEECH_S / hop) + 10
+    frames = [rng.normal(2.0, 1, (3, n_long // 2, 4)), rng.normal(-1, 1, (3, n_long - n_long // 2, 4)),
+              rng.normal(5.0, 1, (3, 20, 4))]                                  # (L, T, D); the last: 0.4 s
+    groups = ["a", "a", "b"]
+    pop = np.full((3, 4), 7.0)
+    c = speaker_centering(frames, groups, hop, population=pop)
+    expect_a = np.concatenate(frames[:2], axis=1).mean(axis=1)
+    np.testing.assert_allclose(c.centers["a"], expect_a, rtol=1e-5)
+    assert c.basis == {"a": SPEAKER, "b": POPULATION} and c.speech_s["b"] == pytest.approx(0.4)
+    np.testing.assert_allclose(c.centers["b"], pop)
+    assert "1 speaker(s) with less than 8 s" in c.note() and "b (0.4 s)" in c.note()
+    out = center(frames, groups, c)
+    np.testing.assert_allclose(np.concatenate(out[:2], axis=1).mean(axis=1), 0, atol=1e-5)
+    # centring the (L, T, D) frames then mixing == mixing then centring on the mixed mean
+    mix = LayerMix(3)
+    with torch.no_grad():
+        mix.logits.copy_(torch.tensor([0.3, -1.0, 2.0]))
+        mixed = [mix(torch.tensor(f, dtype=torch.float32)[None])[0].numpy() for f in frames[:2]]
+        after = center(mixed, groups[:2], speaker_centering(mixed, groups[:2], hop))
+        before = [mix(torch.tensor(f)[None])[0].numpy() for f in out[:2]]
+    for a, b in zip(after, before):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_temperature_scaling_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1.5, (4000, 5))
+    p_true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(5, p=p) for p in p_true])
+    over = apply_temperature(p_true, 1 / 2.5)                 # the model's logits are 2.5x too large
+    cal = fit_temperature(over, y)
+    assert cal.temperature == pytest.approx(2.5, rel=0.1)
+    assert cal.nll_after < cal.nll_before and cal.ece_after < cal.ece_before / 3
+    assert ece(p_true, y) < 0.03                              # the true probabilities are calibrated
+
+
+def test_iterative_normalisation_finds_the_neutral_register():
+    """Busso et al.'s IFN: from the all-speech mean, the centre moves to the mean of the
+    items the model calls neutral, weighted by their length."""
+    from ser_models.speaker_norm import iterative_centering
+
+    rng = np.random.default_rng(1)
+    means = np.r_[rng.normal(0.0, 0.1, (8, 2)), rng.normal(5.0, 0.1, (4, 2))]     # 8 neutral items, 4 emotional
+    lengths = np.r_[np.full(8, 100.0), np.full(4, 150.0)]
+    groups = ["s"] * 12
+    start = speaker_centering([np.repeat(m[None], int(n), 0) for m, n in zip(means, lengths)], groups, 0.02)
+    assert start.centers["s"][0] == pytest.approx(means[:, 0] @ lengths / lengths.sum(), rel=1e-4)   # ~2.1 here
+
+    def score(centers):          # a 'model' that calls an item neutral when it is near the centre
+        d = np.linalg.norm(means - centers["s"], axis=1)
+        p_neutral = (d < 3.5).astype(float)                   # at the start: 3.0 from neutral, 4.1 from emotional
+        return np.c_[p_neutral, 1 - p_neutral]
+
+    cen, probs = iterative_centering(means, lengths, groups, start, score, np.array([True, False]))
+    np.testing.assert_allclose(cen.centers["s"], means[:8].mean(0), atol=1e-6)
+    assert probs[:8, 0].all() and not probs[8:, 0].any()
