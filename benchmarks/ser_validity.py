@@ -65,6 +65,19 @@ def main() -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def prepare_variant(variant: str, config: str, epochs: int):
+    """The recipe with the variant's changes, its featurizer and the encoded RAVDESS data."""
+    from ser_models.experiment import prepare
+    from ser_models.train import load_experiment
+
+    exp = load_experiment(config)
+    ch = VARIANTS[variant]
+    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
+                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
+    exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
+    return exp, fz, data
+
+
 class _ChannelCorpus:
     """A corpus whose clips go through a codec function before encoding."""
 
@@ -85,18 +98,14 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> d
     from ser_models.augment import mp3, mulaw
     from ser_models.calibration import apply_temperature, ece, fit_temperature
     from ser_models.corpus import load_corpus, speaker_folds
-    from ser_models.experiment import prepare, tone_by_class
+    from ser_models.experiment import tone_by_class
     from ser_models.features import negative_mask, tone
     from ser_models.metrics import EvalResult
-    from ser_models.train import fit, load_experiment, predict, predict_speakers
+    from ser_models.train import fit, predict, predict_speakers
 
     torch.set_num_threads(1)
     t0 = time.time()
-    exp = load_experiment(config)
-    ch = VARIANTS[variant]
-    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
-                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
-    exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
+    exp, fz, data = prepare_variant(variant, config, epochs)
     if exp.model.nuisance_dims and nuisance_speaker:
         from ser_models.experiment import nuisance_from_corpus
 
@@ -166,17 +175,12 @@ def cross_sentence(variant: str, config: str, epochs: int) -> dict:
 
     from ser_models.augment import mp3
     from ser_models.corpus import load_corpus, speaker_folds
-    from ser_models.experiment import prepare
     from ser_models.metrics import EvalResult
-    from ser_models.train import fit, load_experiment, predict, predict_speakers
+    from ser_models.train import fit, predict_speakers
 
     torch.set_num_threads(1)
     t0 = time.time()
-    exp = load_experiment(config)
-    ch = VARIANTS[variant]
-    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
-                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
-    exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
+    exp, fz, data = prepare_variant(variant, config, epochs)
     corpus = load_corpus(SHARED / "ravdess", exp.model.labels)
     test_mp3 = fz.prepare(_ChannelCorpus(corpus, mp3), progress=True)
     meta = pd.read_csv(SHARED / "ravdess" / "labels.csv", dtype=str)

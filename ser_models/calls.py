@@ -137,7 +137,7 @@ def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.Data
     frames = None
     if enc is not None:
         call_frames = scorer.encode_recording(samples) if windows else None   # the call, once, in 30 s windows
-        frames = [slice_frames(call_frames, enc.hop_s, wa, wb) for _, wa, wb, _ in windows]
+        frames = [slice_frames(call_frames, enc.hop_s, wa, wb) for _, wa, wb, *_ in windows]
     scores = scorer.score_frames(frames, [w[3] for w in windows], speakers=[w[4] for w in windows])
     owner = np.array([w[0] for w in windows])
     rows = [_segment_row(r, skip[r.segment_id], np.flatnonzero(owner == r.segment_id), windows, scores,
@@ -146,7 +146,7 @@ def score_segments(scorer: EmotionScorer, samples: np.ndarray, segments: pd.Data
     skipped = pd.Series([v for v in skip.values() if v])
     log.info("scored %d segments (%d windows) in %.1f s; skipped %d (%s)", len(segments) - len(skipped), len(windows),
              time.time() - t0, len(skipped), ", ".join(f"{k}: {v}" for k, v in skipped.value_counts().items()) or "none")
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["segment_id", "tone"])
     out = out.assign(**text_columns(scorer, segments["text"].tolist(), hawkish))
     out["fused_tone"] = fused_tone(out["tone"].to_numpy(float), out["text_tone"].to_numpy(float))
     cols = (["segment_id"] + [f"p_{lab}" for lab in labels] + ["tone", "tone_abs", "norm_basis", "text_tone", "hawkish",

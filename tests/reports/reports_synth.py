@@ -94,15 +94,20 @@ def synthetic_call(catalog: Catalog, call_id: str = "5a1e5f0c0ffee000", n_segmen
         row = dict(call_id=call_id, segment_id=i, model_id=model_id, **{f"p_{lab}": float(v) for lab, v in zip(labels, p)})
         if dur < 0.3:
             row.update({f"p_{lab}": np.nan for lab in labels})
-            row.update(tone=np.nan, arousal=np.nan, valence=np.nan, attention_top15_share=np.nan, top_words="",
-                       n_windows=0, skip_reason="too_short")
+            row.update(tone=np.nan, tone_abs=np.nan, norm_basis="", arousal=np.nan, valence=np.nan,
+                       attention_top15_share=np.nan, top_words="", n_windows=0, skip_reason="too_short")
         else:
             ar, va = arousal_valence(p[None], labels)
-            row.update(tone=float(tone(p[None], labels)[0]), arousal=float(ar[0]), valence=float(va[0]),
+            t = float(tone(p[None], labels)[0])
+            row.update(tone=t, tone_abs=float(np.clip(t - 0.2, -1, 1)), norm_basis="speaker", arousal=float(ar[0]),
+                       valence=float(va[0]),
                        attention_top15_share=float(np.clip(thr + 0.1 * rng.normal(), 0.15, 1.0)), top_words="|".join(rng.choice(words, 3, replace=False)),
                        n_windows=int(np.ceil(dur / 20)), skip_reason="")
         row.update(lm_positive=pos / len(words), lm_negative=neg / len(words), lm_uncertainty=0.0,
                    lm_tone=(pos - neg) / (pos + neg) if pos + neg else np.nan)
+        row.update(text_tone=float(np.tanh(pos - neg)), hawkish=np.nan)
+        row.update(fused_tone=float(np.nanmean([row["tone"], row["text_tone"]])) if not np.isnan(row["tone"])
+                   else row["text_tone"])
         emo_rows.append(row)
         t += dur + float(rng.uniform(0.1, 1.2))
     seg, emo = pd.DataFrame(seg_rows), pd.DataFrame(emo_rows)
@@ -128,7 +133,8 @@ def synthetic_call(catalog: Catalog, call_id: str = "5a1e5f0c0ffee000", n_segmen
     feats.update(tone_change_prepared_to_qa=wmean(mg[mg["section"] == "qa"]) - wmean(mg[mg["section"] == "prepared"]),
                  tone_volatility=float(nonop["tone"].std()), min_smoothed_tone=float(traj["tone_smooth"].min()),
                  n_hotspots=int((nonop["attention_top15_share"] >= thr).sum()), lm_positive=0.031, lm_negative=0.018,
-                 lm_uncertainty=0.004, lm_tone=0.265, call_tone=wmean(nonop), n_segments_scored=len(sc),
+                 lm_uncertainty=0.004, lm_tone=0.265, call_tone=wmean(nonop), call_tone_abs=wmean(nonop) - 0.2,
+                 call_text_tone=0.1, call_fused_tone=wmean(nonop) / 2 + 0.05, chair_hawkish=np.nan, n_segments_scored=len(sc),
                  n_segments_skipped=int((emo["skip_reason"] != "").sum()), scored_speech_s=float(sc["w"].sum()))
     talk = seg.assign(w=seg["end_s"] - seg["start_s"]).groupby("speaker")["w"].agg(["sum", "count"])
     speakers = [dict(call_id=call_id, speaker=s, role=r, name=nm, voice_id=f"v_{call_id[:10]}_{s}",

@@ -27,11 +27,11 @@ def test_cli_modules_do_not_import_heavy_libraries():
     assert out.strip() == "[]"
 
 
-def test_eval_on_corpus_with_unknown_labels(tmp_path):
+def test_eval_on_corpus_whose_labels_the_checkpoint_does_not_have(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
     (tmp_path / "labels.csv").write_text("path,speaker,emotion\na.wav,s1,bored\n")
     line = _error_line(runner.invoke(app, ["ser", "eval", "--corpus", str(tmp_path)]))
-    assert "labels.csv: unknown emotion labels ['bored'] (lines 2)" in line
+    assert "labels.csv: no class in common with the checkpoint (corpus: bored;" in line
 
 
 def test_eval_on_corpus_with_missing_files(tmp_path):
