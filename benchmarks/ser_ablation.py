@@ -154,7 +154,7 @@ def measure_rtf(minutes: float = 10.0) -> None:
     wall time / audio duration, models already loaded (as in the flow)."""
     import sys
 
-    sys.path.insert(0, str(ROOT / "tests" / "ser_models"))
+    sys.path[:0] = [str(ROOT / "tests" / "ser_models"), str(ROOT / "tests")]
     from ser_helpers import fake_call
 
     from pipelines.emotion import load_emotion_scorer, score_call_emotions
