@@ -162,7 +162,7 @@ class EmotionScorer:
         pop = self.population_center(mixed)
         centering = speaker_centering(audio_frames, speakers, hop_s or self.audio_encoder.hop_s, population=pop)
         if centering.note():
-            log.warning("%s", centering.note())
+            log.info("%s", centering.note())
         if self.model.config.speaker_norm == "neutral":    # label-free iterations towards the neutral register
             lengths = np.array([np.asarray(f).shape[-2] for f in audio_frames], dtype=float)
             baseline = np.array([lab in BASELINE_CLASSES for lab in self.labels])

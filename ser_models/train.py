@@ -259,7 +259,7 @@ class Featurizer:
             log.info("%s: %d inputs ready in %.1f s (%s)", m, len(items), time.time() - t0,
                      "raw, fine-tuned encoder" if self.finetuned(m) else enc.encoder_id)
         if centering is not None and centering.note():
-            log.warning("%s", centering.note())
+            log.info("%s", centering.note())
         return SERData(inputs, corpus.y, corpus.gender, corpus.speakers, variants, centering)
 
     def _baseline_weights(self, y: np.ndarray) -> np.ndarray | None:
