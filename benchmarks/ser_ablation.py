@@ -171,12 +171,33 @@ def measure_rtf(minutes: float = 10.0) -> None:
     scorer = load_emotion_scorer()
     scorer.audio_encoder.ensure_loaded()
     load_s = time.time() - t0
+    score_call_emotions(long, segs[:8], speakers, scorer=scorer)          # warm: text encoder loaded
     t0 = time.time()
     out = score_call_emotions(long, segs, speakers, scorer=scorer)
     wall = time.time() - t0
     print(f"emotion stage: {len(segs)} segments, audio {long.duration_s / 60:.1f} min, wall {wall:.1f} s "
           f"(model load {load_s:.1f} s, once per archive): real-time factor {wall / long.duration_s:.4f}")
     print(out.summary())
+    # what each part costs, against baselines run in this process on the same call
+    import ser_models.speaker_norm as sn
+
+    base = {}
+    t0 = time.time()
+    scorer.encode_recording(long.samples)
+    base["encoding the call alone"] = time.time() - t0
+    defaults = sn.iterative_centering.__defaults__
+    sn.iterative_centering.__defaults__ = (0,)
+    t0 = time.time()
+    score_call_emotions(long, segs, speakers, scorer=scorer)
+    base["no IFN iterations"] = time.time() - t0
+    sn.iterative_centering.__defaults__ = defaults
+    heads, scorer.text_heads = scorer.text_heads, {}
+    t0 = time.time()
+    score_call_emotions(long, segs, speakers, scorer=scorer)
+    base["no text heads"] = time.time() - t0
+    scorer.text_heads = heads
+    for name, s in base.items():
+        print(f"  {name}: {s:.1f} s; the full stage takes {wall / s:.2f}x that")
 
 
 if __name__ == "__main__":
