@@ -42,6 +42,11 @@ REQUIRED_CALL_PARTS = ("speakers", "segments", "words", "voices")
 CALL_ROLE_SECTIONS = (("chair", "prepared"), ("chair", "qa"), ("executive", "prepared"), ("executive", "qa"),
                       ("analyst", "qa"), ("journalist", "qa"))
 
+# person-baseline columns of ``call_features`` (ser_models/people.py ``call_abnormal``), filled by the
+# catalog-wide baseline step after a batch (NaN when the call is first written)
+CALL_ABNORMAL_COLUMNS = ("executive_abnormal_tone", "executive_abnormal_text_tone", "chair_abnormal_tone",
+                         "chair_abnormal_text_tone", "analyst_abnormal_tone")
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in [
@@ -100,9 +105,31 @@ TABLES: dict[str, TableSchema] = {
                ("n_hotspots", I), ("lm_positive", F), ("lm_negative", F), ("lm_uncertainty", F),
                ("lm_tone", F), ("call_tone", F), ("call_tone_abs", F), ("call_text_tone", F), ("call_fused_tone", F),
                ("chair_hawkish", F), ("n_segments_scored", I), ("n_segments_skipped", I),
-               ("scored_speech_s", F)),
+               ("scored_speech_s", F), *[(c, F) for c in CALL_ABNORMAL_COLUMNS], ("n_persons_with_baseline", I)),
             "call_id", extra_prefixes=("",),
             description="one row per call, finance features (columns: ser_models/calls.py CALL_FEATURE_DOCS)",
+        ),
+        TableSchema(
+            "qa_pairs",
+            _s(("call_id", S), ("model_id", S), ("pair_id", I),
+               *[(f"{p}_{k}", S) for p in ("asker", "answerer") for k in ("speaker", "role", "name", "voice_id")],
+               ("answerers", S), ("n_answerers", I), ("q_start_s", F), ("q_end_s", F), ("a_start_s", F),
+               ("a_end_s", F), ("latency_s", F), ("answer_s", F), ("answer_words", I),
+               *[(f"{p}_{m}_tone", F) for p in ("q", "a") for m in ("voice", "text", "fused")],
+               ("answer_tone_change", F), ("non_answer", B), ("non_answer_phrases", S), ("non_answer_categories", S),
+               ("answered", B), ("status", S)),
+            "call_id", description="question-answer pairs of a call's Q&A (columns: ser_models/qa.py)",
+        ),
+        TableSchema(
+            "speaker_baselines",
+            _s(("call_id", S), ("model_id", S), ("entity", S), ("event_time", UTC_TS), ("person_id", S), ("speaker", S),
+               ("role", S), ("name", S), ("voice_id", S), ("talk_s", F), ("voice_tone", F), ("text_tone", F),
+               ("fused_tone", F),
+               *[c for m, n in (("voice", "n_prior_calls"), ("text", "n_prior_text_calls"),
+                                ("fused", "n_prior_fused_calls"))
+                 for c in ((n, I), (f"{m}_base_mean", F), (f"{m}_base_sd", F), (f"abnormal_{m}_tone", F),
+                           ("baseline_status" if m == "voice" else f"{m}_baseline_status", S))]),
+            "call_id", description="person x call: tone against the person's own earlier calls (ser_models/people.py)",
         ),
         TableSchema(
             "prices",

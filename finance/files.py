@@ -77,7 +77,10 @@ def _join(frame: pd.DataFrame, feats: pd.DataFrame, origin: str) -> pd.DataFrame
 
 def regress_files(data: Path, formula: str, out: Path, *, features: Path | None = None, cov: str = "HC1",
                   family: str = "ols", window: str | None = None, catalog=None,
-                  model_id: str | None = None) -> RegressionResults:
+                  model_id: str | None = None, mi: int = 0, evidence=None):
+    """Fit ``formula`` on a data file joined with features; with ``mi`` >= 2 and an
+    ``evidence`` source, also the multiple-imputation correction of its voice-tone
+    regressors (returns ``MIResults``, whose ``naive`` is the plain fit)."""
     frame = read_table(data, "data")
     origin = [Path(data).name]
     if "window" in frame.columns:
@@ -103,9 +106,35 @@ def regress_files(data: Path, formula: str, out: Path, *, features: Path | None 
         frame = _join(frame, feats.drop(columns=["model_id"]), f"catalog {catalog.root} call_features")
         origin.append("catalog call_features")
     res = fit_regression(frame, formula, cov, family, origin=" + ".join(origin))
+    corrected = None
+    if mi:
+        corrected = _mi(frame, formula, cov, family, mi, evidence, model_id, " + ".join(origin))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res.coefficients.to_csv(out / "coefficients.csv", index=False)
-    (out / "summary.txt").write_text(res.summary())
+    (out / "summary.txt").write_text(res.summary() + (f"\n{corrected.summary()}\n" if corrected else ""))
     (out / "table.tex").write_text(res.to_latex())
+    if corrected is not None:
+        corrected.coefficients.to_csv(out / "mi_coefficients.csv", index=False)
+        return corrected
     return res
+
+
+def _mi(frame: pd.DataFrame, formula: str, cov: str, family: str, m: int, evidence, model_id, origin: str):
+    from finance.measurement import MIConfig, mi_regression
+    from finance.regress import formula_columns
+
+    if family != "ols":
+        raise RegressionError(f"--uncertainty mi: multiple imputation is for OLS regressions (family {family!r})")
+    cols = formula_columns(formula)
+    feats = [c for c in cols if c in evidence.imputable]
+    if not feats:
+        raise RegressionError(f"formula {formula!r}: no regressor is a voice-tone feature that MI can impute "
+                              f"({', '.join(evidence.imputable)})")
+    if "call_id" not in frame.columns:
+        raise RegressionError(f"{origin}: MI needs a call_id column to find the segments of each event")
+    try:
+        ev = evidence(frame["call_id"].astype(str).tolist(), feats, model_id)
+    except ValueError as exc:
+        raise RegressionError(str(exc)) from None
+    return mi_regression(frame, formula, ev, cov, MIConfig(m=m), origin)

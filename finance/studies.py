@@ -14,7 +14,10 @@ regressors and covariance (see ``finance/specs/*.toml`` and ``finance/README.md`
   ``caar`` and ``aar`` (per ``rel_day``: estimate, std_error, statistic, p_value, n),
   ``regression`` (per term: estimate, std_error, statistic, p_value, n; ``group`` =
   regression name) and ``regression_fit`` (r2, adj_r2, nobs, cov_type, formula, family,
-  status per regression).
+  status per regression; with MI also mi_m, mi_imputed, mi_status), and with
+  ``[uncertainty] method = "mi"``: ``regression_mi`` (per term, Rubin-combined estimate,
+  std_error, statistic, p_value) and ``regression_mi_fmi`` (per term: estimate = fraction of
+  missing information).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from finance.errors import EventsError, FinanceError, RegressionError, SpecError
 from finance.events import DROPPED_COLUMNS
 from finance.pipeline import PipelineResult, calendar_for, require_events, run_event_study
 from finance.prices import ArchPriceSource, ComposedPriceSource, FilePriceSource, PriceSource, YFinancePriceSource
+from finance.measurement import EvidenceSource, MIConfig, MIResults, mi_regression
 from finance.regress import RegressionResults, fit_regression
 
 log = logging.getLogger("speechfin.finance")
@@ -57,6 +61,38 @@ class RegressionSpec:
     formula: str
     cov: str = "HC1"
     family: str = "ols"
+
+
+QA_AGGS = ("mean", "median", "sum", "count", "share")
+
+
+@dataclass(frozen=True)
+class QAFeatureSpec:
+    """``[[features.qa]]``: a call-level regressor aggregated from the catalog's ``qa_pairs``.
+    ``agg`` of column ``value`` over the call's pairs that pass the filters: ``answerer_role``,
+    ``asker_role``, and ``most_negative`` (a pairs column, e.g. ``q_fused_tone``: keep the
+    ``share`` of the call's questions with the lowest values, at least one).  ``share`` as an
+    agg is the mean of a 0/1 column (e.g. ``non_answer``); ``count`` counts pairs (0 when none)."""
+
+    name: str
+    value: str = "a_fused_tone"
+    agg: str = "mean"
+    answerer_role: str = ""
+    asker_role: str = ""
+    most_negative: str = ""
+    share: float = 1.0
+
+
+@dataclass(frozen=True)
+class UncertaintySpec:
+    """``[uncertainty]``: how the measurement error of the emotion regressors is treated.
+    method "none" (naive OLS only) or "mi" (multiple imputation, ``finance.measurement``);
+    features: the regressors to impute (default: every voice-tone feature among them)."""
+
+    method: str = "none"
+    m: int = 50
+    features: tuple[str, ...] = ()
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +115,8 @@ class StudySpec:
     regressions: tuple[RegressionSpec, ...]
     text: str
     origin: str
+    uncertainty: UncertaintySpec = UncertaintySpec()
+    qa_features: tuple[QAFeatureSpec, ...] = ()
 
     @property
     def study_id(self) -> str:
@@ -155,6 +193,21 @@ def _spec_from_dict(raw: dict, text: str, origin: str, base: Path) -> StudySpec:
         formula = r.get("formula") or f"{r['outcome']} ~ {' + '.join(r['regressors'])}"
         reg_name = r.get("name") or f"{formula.split('~')[0].strip()}_{window[0]}_{window[1]}".replace("-", "m")
         regs.append(RegressionSpec(reg_name, window, formula, r.get("cov", "HC1"), r.get("family", "ols")))
+    unc = raw.get("uncertainty", {})
+    method = str(unc.get("method", "none"))
+    if method not in ("none", "mi"):
+        raise SpecError(f"{origin}: [uncertainty] method {method!r}: use 'none' or 'mi'")
+    if method == "mi" and int(unc.get("m", 50)) < 2:
+        raise SpecError(f"{origin}: [uncertainty] m = {unc.get('m')}: multiple imputation needs m >= 2")
+    uncertainty = UncertaintySpec(method, int(unc.get("m", 50)), tuple(unc.get("features", ())), int(unc.get("seed", 0)))
+    qa = []
+    for i, q in enumerate(raw.get("features", {}).get("qa", [])):
+        f = QAFeatureSpec(**q)
+        if f.agg not in QA_AGGS:
+            raise SpecError(f"{origin}: [[features.qa]] {i + 1} ({f.name}): agg {f.agg!r}: use one of {', '.join(QA_AGGS)}")
+        if not 0 < f.share <= 1:
+            raise SpecError(f"{origin}: [[features.qa]] {i + 1} ({f.name}): share {f.share} must be in (0, 1]")
+        qa.append(f)
     return StudySpec(
         name=name, title=raw.get("title", name), event_type=sample["event_type"],
         entities=tuple(sample.get("entities", ())), ticker=sample.get("ticker"),
@@ -163,7 +216,8 @@ def _spec_from_dict(raw: dict, text: str, origin: str, base: Path) -> StudySpec:
         calendar=prices.get("calendar", DEFAULT_CALENDAR), config=cfg, market=model.get("market"),
         factors=(base / model["factors"]) if model.get("factors") else None,
         factor_units=model.get("factor_units", "percent"),
-        model_id=raw.get("features", {}).get("model_id"), regressions=tuple(regs), text=text, origin=origin)
+        model_id=raw.get("features", {}).get("model_id"), regressions=tuple(regs), text=text, origin=origin,
+        uncertainty=uncertainty, qa_features=tuple(qa))
 
 
 def make_source(spec: StudySpec) -> PriceSource:
@@ -187,6 +241,7 @@ class StudyResults:
     dropped: pd.DataFrame
     regressions: dict[str, RegressionResults | str] = field(default_factory=dict)  # name -> results or status
     seconds: float = 0.0
+    corrected: dict[str, MIResults | str] = field(default_factory=dict)  # name -> MI results or why not
 
     @property
     def study_id(self) -> str:
@@ -206,6 +261,11 @@ class StudyResults:
             else:
                 lines += [f"Regression {name}: {reg.formula}, N = {reg.nobs}, R2 = {reg.r2:.4f}, cov {reg.cov_type}",
                           reg.coefficients.to_string(index=False), ""]
+            mi = self.corrected.get(name)
+            if isinstance(mi, MIResults):
+                lines += [mi.summary(), ""]
+            elif mi:
+                lines += [f"Regression {name}: no measurement-error correction ({mi})", ""]
         return "\n".join(lines)
 
 
@@ -227,6 +287,8 @@ def _sample(spec: StudySpec, catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
     if spec.model_id:
         feats = feats[feats["model_id"] == spec.model_id]
     feats = feats[feats["call_id"].isin(sel["call_id"])]
+    if spec.qa_features:
+        feats = feats.merge(qa_features(spec, catalog, feats["call_id"]), on="call_id", how="left")
     need = spec.regressors
     missing = [c for c in need if c not in feats.columns]
     if missing:
@@ -241,11 +303,46 @@ def _sample(spec: StudySpec, catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
     return events.reset_index(drop=True), feats
 
 
-def run_study(spec_path_or_dict: str | Path | dict, catalog, price_source: PriceSource | None = None) -> StudyResults:
-    """Run a whole study from a spec and write it into ``catalog`` under the spec's name."""
+def qa_features(spec: StudySpec, catalog, call_ids: pd.Series) -> pd.DataFrame:
+    """One row per call of ``call_ids``: the spec's ``[[features.qa]]`` aggregates of ``qa_pairs``."""
+    pairs = catalog.read("qa_pairs", complete_only=True).to_pandas()
+    if spec.model_id:
+        pairs = pairs[pairs["model_id"] == spec.model_id]
+    pairs = pairs[pairs["call_id"].isin(call_ids)]
+    out = pd.DataFrame({"call_id": pd.Series(call_ids).astype(str).unique()})
+    for f in spec.qa_features:
+        for col in (f.value, f.most_negative):
+            if col and col not in pairs.columns:
+                raise SpecError(f"{spec.origin}: [[features.qa]] {f.name}: {col!r} is not a qa_pairs column "
+                                f"(columns: {', '.join(c for c in pairs.columns if c not in ('call_id', 'model_id'))})")
+        p = pairs
+        if f.answerer_role:
+            p = p[p["answerer_role"] == f.answerer_role]
+        if f.asker_role:
+            p = p[p["asker_role"] == f.asker_role]
+        if f.most_negative:
+            p = p[p[f.most_negative].notna()]
+            rank = p.groupby("call_id")[f.most_negative].rank(method="first")
+            size = p.groupby("call_id")[f.most_negative].transform("size")
+            p = p[rank <= np.maximum(1, np.floor(f.share * size))]
+        g = p.groupby("call_id")[f.value]
+        agg = {"mean": g.mean, "median": g.median, "sum": g.sum, "count": g.size,
+               "share": lambda: p.assign(v=p[f.value].astype(float)).groupby("call_id")["v"].mean()}[f.agg]()
+        out[f.name] = out["call_id"].map(agg)
+        if f.agg == "count":
+            out[f.name] = out[f.name].fillna(0)
+    return out
+
+
+def run_study(spec_path_or_dict: str | Path | dict, catalog, price_source: PriceSource | None = None,
+              evidence: EvidenceSource | None = None) -> StudyResults:
+    """Run a whole study from a spec and write it into ``catalog`` under the spec's name.
+    ``evidence`` gives the segment posteriors of the calls, for ``[uncertainty] method = "mi"``
+    (``pipelines.study_inputs.CatalogEvidence``)."""
     t0 = time.perf_counter()
     spec = load_spec(spec_path_or_dict)
     events, feats = _sample(spec, catalog)
+    imputed = _imputed_features(spec, evidence)
     log.info("study %s: %d event(s) in the sample", spec.name, len(events))
     factors = None
     if spec.factors is not None:
@@ -265,11 +362,69 @@ def run_study(spec_path_or_dict: str | Path | dict, catalog, price_source: Price
         except RegressionError as exc:
             log.warning("study %s: regression %s not estimated: %s", spec.name, r.name, exc)
             regs[r.name] = str(exc)
-    out = StudyResults(spec, res, events, pipe.dropped, regs, time.perf_counter() - t0)
+    corrected = _corrected(spec, regs, imputed, evidence, res, pipe, feats)
+    out = StudyResults(spec, res, events, pipe.dropped, regs, time.perf_counter() - t0, corrected)
     _write(out, catalog, pipe, feats)
     log.info("study %s: %d kept, %d dropped, %d regression(s) in %.2f s", spec.name, len(res.events),
              len(pipe.dropped), len(regs), out.seconds)
     require_events(pipe, f"study {spec.name} ({spec.origin})", f"table study_dropped of {catalog.root}")
+    return out
+
+
+def _imputed_features(spec: StudySpec, evidence: EvidenceSource | None) -> dict[str, list[str]]:
+    """Regression name -> the regressors to impute (checked before any price is read)."""
+    if spec.uncertainty.method != "mi":
+        return {}
+    if evidence is None:
+        raise SpecError(f"{spec.origin}: [uncertainty] method 'mi' needs the segment posteriors of the catalog; "
+                        f"run the study with `speechfin study run`")
+    from finance.regress import formula_columns
+
+    asked = list(spec.uncertainty.features)
+    bad = [f for f in asked if f not in evidence.imputable]
+    if bad:
+        raise SpecError(f"{spec.origin}: [uncertainty] features {bad} are not emotion features that MI can impute "
+                        f"(these can: {', '.join(evidence.imputable)})")
+    out = {}
+    for r in spec.regressions:
+        cols = formula_columns(r.formula)
+        feats = [c for c in cols if c in (asked or evidence.imputable)]
+        if feats and r.family == "ols":
+            out[r.name] = feats
+    named = {f for fs in out.values() for f in fs}
+    unused = [f for f in asked if f not in named]
+    if unused:
+        raise SpecError(f"{spec.origin}: [uncertainty] features {unused} are not regressors of any OLS regression")
+    if not out:
+        raise SpecError(f"{spec.origin}: [uncertainty] method 'mi': no OLS regression has an emotion feature among its "
+                        f"regressors (imputable: {', '.join(evidence.imputable)})")
+    return out
+
+
+def _corrected(spec: StudySpec, regs: dict, imputed: dict[str, list[str]], evidence: EvidenceSource | None,
+               res: EventStudyResult, pipe: PipelineResult, feats: pd.DataFrame) -> dict[str, MIResults | str]:
+    out: dict[str, MIResults | str] = {}
+    cfg = spec.uncertainty
+    for r in spec.regressions:
+        if cfg.method != "mi":
+            continue
+        if r.name not in imputed:
+            out[r.name] = "not an OLS regression on an emotion feature" if r.family == "ols" else "MI is for OLS only"
+            continue
+        if isinstance(regs.get(r.name), str):
+            out[r.name] = f"the naive regression failed: {regs[r.name]}"
+            continue
+        frame = regression_frame(res, pipe.aligned, feats, r.window)
+        t0 = time.perf_counter()
+        try:
+            ev = evidence(frame["call_id"].astype(str).tolist(), imputed[r.name], spec.model_id)
+            out[r.name] = mi_regression(frame, r.formula, ev, r.cov, MIConfig(m=cfg.m, seed=cfg.seed),
+                                        origin=f"study {spec.name} data")
+            log.info("study %s: regression %s: %s imputed %d times in %.1f s", spec.name, r.name,
+                     ", ".join(imputed[r.name]), cfg.m, time.perf_counter() - t0)
+        except (RegressionError, ValueError) as exc:
+            log.warning("study %s: regression %s: no MI correction: %s", spec.name, r.name, exc)
+            out[r.name] = str(exc)
     return out
 
 
@@ -368,5 +523,15 @@ def study_result_rows(out: StudyResults, pipe: PipelineResult, feats: pd.DataFra
             fit["status"] = "ok"
         else:
             fit["status"] = reg or "not run"
+        mi = out.corrected.get(rs.name)
+        if isinstance(mi, MIResults):
+            for c in mi.coefficients.itertuples():
+                rows.append(_row(sid, "regression_mi", c.term, group=rs.name, window=lab, estimate=c.estimate,
+                                 std_error=c.std_error, statistic=c.statistic, p_value=c.p_value, n=mi.nobs))
+                rows.append(_row(sid, "regression_mi_fmi", c.term, group=rs.name, window=lab, estimate=c.fmi,
+                                 n=mi.nobs))
+            fit |= {"mi_m": str(mi.m), "mi_imputed": ", ".join(mi.imputed), "mi_status": "ok"}
+        elif mi:
+            fit["mi_status"] = mi
         rows += [_row(sid, "regression_fit", k, group=rs.name, window=lab, value=v) for k, v in fit.items()]
     return pd.DataFrame(rows)

@@ -32,6 +32,7 @@ eval_app = typer.Typer(help="Score diarization (DER) and transcription (WER) aga
 app.add_typer(eval_app, name="eval")
 
 DEMO_ARCHIVE = Path(__file__).resolve().parent / "demo_archive"
+DEMO_STUDIES = ["press_conferences.toml", "research_designs.toml"]   # run on the demo archive by default
 
 
 class ProfileName(str, enum.Enum):
@@ -67,14 +68,14 @@ def run(
     asr_model: Optional[str] = typer.Option(None, help="faster-whisper model id or local folder (overrides the profile)."),
     diarizer: Optional[str] = typer.Option(None, help="'embedded' or a pyannote pipeline id / local folder."),
     align_model: Optional[str] = typer.Option(None, help="WhisperX alignment model id or folder ('' for none)."),
-    study: Optional[list[str]] = typer.Option(None, "--study", "-s", help="Study spec to run after processing (repeatable; bundled: press_conferences.toml, earnings_calls.toml). Default for the demo archive: press_conferences.toml."),
+    study: Optional[list[str]] = typer.Option(None, "--study", "-s", help="Study spec to run after processing (repeatable; bundled: press_conferences.toml, earnings_calls.toml, research_designs.toml). Default for the demo archive: press_conferences.toml and research_designs.toml."),
     no_study: bool = typer.Option(False, "--no-study", help="Skip the studies."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the call and study reports."),
     force: bool = typer.Option(False, "--force", help="Reprocess calls already in the catalog."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Process every recording of an archive into the catalog, run the studies, write the reports."""
-    studies = [] if no_study else list(study or (["press_conferences.toml"] if archive is None else []))
+    studies = [] if no_study else list(study or (DEMO_STUDIES if archive is None else []))
     archive = archive or DEMO_ARCHIVE
     if not (archive / "manifest.csv").is_file():
         fail(f"{archive}: no manifest.csv here (need columns file, event_type, entity, event_time)")

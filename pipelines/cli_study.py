@@ -82,15 +82,39 @@ def regress(
     window: Optional[str] = typer.Option(None, help="window of car.parquet to use (needed if it holds several)"),
     catalog: Optional[Path] = typer.Option(None, help="join the catalog's call_features on call_id"),
     model_id: Optional[str] = typer.Option(None, help="call_features model_id (if several)"),
+    uncertainty: str = typer.Option("none", help="none | mi:M (multiple imputation of the voice-tone regressors from "
+                                                 "the catalog's segment posteriors, M imputations; needs --catalog)"),
 ) -> None:
-    """OLS or logit of event outcomes on features (statsmodels); writes coefficients.csv, summary.txt, table.tex."""
+    """OLS or logit of event outcomes on features (statsmodels); writes coefficients.csv, summary.txt, table.tex
+    (and with --uncertainty mi:M, mi_coefficients.csv: naive and corrected side by side)."""
     from finance.files import regress_files
 
     cat = _catalog(catalog) if catalog is not None else None
+    mi = _parse_uncertainty(uncertainty, cat is not None)
+    evidence = None
+    if mi:
+        from pipelines.study_inputs import CatalogEvidence
+
+        evidence = CatalogEvidence(cat)
     res = _call(regress_files, data, formula, out, features=features, cov=cov, family=family, window=window,
-                catalog=cat, model_id=model_id)
+                catalog=cat, model_id=model_id, mi=mi, evidence=evidence)
     typer.echo(res.summary())
-    typer.echo(f"wrote {out}/coefficients.csv, summary.txt, table.tex")
+    typer.echo(f"wrote {out}/coefficients.csv, summary.txt, table.tex" + (", mi_coefficients.csv" if mi else ""))
+
+
+def _parse_uncertainty(text: str, has_catalog: bool) -> int:
+    """'none' -> 0, 'mi:M' -> M (>= 2)."""
+    if text == "none":
+        return 0
+    kind, _, m = text.partition(":")
+    if kind != "mi" or not m.isdigit():
+        fail(f"--uncertainty {text!r}: use 'none' or 'mi:M' (e.g. mi:50)", ExitCode.USAGE)
+    if int(m) < 2:
+        fail(f"--uncertainty {text!r}: multiple imputation needs M >= 2 (Rubin's rules estimate the variance "
+             f"between imputations)", ExitCode.USAGE)
+    if not has_catalog:
+        fail("--uncertainty mi:M needs --catalog (the segment posteriors are read from it)", ExitCode.USAGE)
+    return int(m)
 
 
 @app.command("run")
@@ -100,7 +124,9 @@ def run(
 ) -> None:
     """Run a whole study from a spec into the catalog (events, abnormal_returns, car, study_results, study_dropped)."""
     from finance.studies import run_study
+    from pipelines.study_inputs import CatalogEvidence
 
     _logging()
-    res = _call(run_study, spec, _catalog(catalog))
+    cat = _catalog(catalog)
+    res = _call(run_study, spec, cat, evidence=CatalogEvidence(cat))
     typer.echo(res.summary())

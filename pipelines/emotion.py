@@ -30,6 +30,7 @@ class EmotionOutputs:
     trajectories: pd.DataFrame    # one row per scored segment, per speaker, with tone_smooth
     call_features: pd.DataFrame   # one row: finance features of the call
     seconds: float
+    qa_pairs: pd.DataFrame = None  # one row per question of the Q&A (ser_models/qa.py)
 
     def summary(self) -> str:
         e, f = self.emotions, self.call_features.iloc[0]
@@ -40,8 +41,17 @@ class EmotionOutputs:
                 f"volatility {f['tone_volatility']:.3f}, min smoothed tone {f['min_smoothed_tone']:+.3f}, "
                 f"hotspots {int(f['n_hotspots'])}, LM tone {f['lm_tone']:+.3f}")
 
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {"emotions": self.emotions, "trajectories": self.trajectories, "call_features": self.call_features}
+    def tables(self, voice_ids: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
+        """The catalog parts; ``voice_ids`` (speaker -> cross-call voice id, known only when the
+        call is written) fill the askers' and answerers' voice ids of ``qa_pairs``."""
+        out = {"emotions": self.emotions, "trajectories": self.trajectories, "call_features": self.call_features}
+        if self.qa_pairs is not None:
+            pairs = self.qa_pairs
+            if voice_ids:
+                pairs = pairs.assign(**{f"{p}_voice_id": pairs[f"{p}_speaker"].map(voice_ids).fillna(pairs[f"{p}_voice_id"])
+                                        for p in ("asker", "answerer")})
+            out["qa_pairs"] = pairs
+        return out
 
 
 def _with_ids(df: pd.DataFrame, ids: dict) -> pd.DataFrame:
@@ -80,6 +90,7 @@ def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[Sp
     ``event_type``: a press conference also gets the FOMC hawkish score.
     """
     from ser_models.calls import EmotionConfig, call_features, score_segments, trajectories
+    from ser_models.qa import qa_pairs
 
     if audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"{audio.path}: sample rate {audio.sample_rate} Hz, the emotion stage needs "
@@ -94,7 +105,10 @@ def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[Sp
     traj = trajectories(emotions, seg, scorer.labels, cfg.smooth_bandwidth_s)
     feats = call_features(emotions, seg, traj, scorer.labels, scorer.card.hotspot_threshold)
     ids = {"call_id": call_id, "model_id": scorer.model_id}
+    people = pd.DataFrame([{"speaker": s.speaker, "role": s.role, "name": s.name, "voice_id": s.voice_id}
+                           for s in speakers], columns=["speaker", "role", "name", "voice_id"])
+    pairs = qa_pairs(seg, emotions, people)
     out = EmotionOutputs(call_id, scorer.model_id, _with_ids(emotions, ids), _with_ids(traj, ids),
-                         pd.DataFrame([ids | feats]), time.time() - t0)
+                         pd.DataFrame([ids | feats]), time.time() - t0, _with_ids(pairs, ids))
     log.info("%s", out.summary())
     return out

@@ -21,6 +21,7 @@ from pipelines import progress
 from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.asr import words_of
 from pipelines.audio import AudioError, decode_audio, file_sha256
+from pipelines.baselines import update_baselines
 from pipelines.exitcodes import one_line
 from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
 from pipelines.models import ModelLoadError, load_emotion, load_models
@@ -184,7 +185,7 @@ def write_task(catalog_dir: str, result: CallResult, emotions) -> CatalogError |
     catalog = Catalog(catalog_dir)
     try:
         voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
-        write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables())
+        write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables(voice_ids))
     except CatalogError as exc:
         return exc
     return None
@@ -208,9 +209,10 @@ def roles_task(segments, speakers, event_type: str, speakers_hint: str):
 def write_roles_task(catalog_dir: str, result: CallResult, emotions) -> CatalogError | None:
     """The ``speakers`` and ``segments`` parts (words are unchanged), the emotion tables, and ``calls``."""
     try:
-        rows = call_rows(result, {s.speaker: s.voice_id for s in result.speakers})
+        voice_ids = {s.speaker: s.voice_id for s in result.speakers}
+        rows = call_rows(result, voice_ids)
         write_call(Catalog(catalog_dir), result.audio.call_id,
-                   {k: rows[k] for k in ("speakers", "segments", "calls")} | emotions.tables())
+                   {k: rows[k] for k in ("speakers", "segments", "calls")} | emotions.tables(voice_ids))
     except CatalogError as exc:
         return exc
     return None
@@ -373,6 +375,8 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
             finally:
                 progress.call_done()
     try:
+        if any(o.status != CallStatus.FAILED for o in outcomes):
+            update_baselines(catalog)
         catalog.refresh_views()
     except CatalogError as exc:
         return done(exc)

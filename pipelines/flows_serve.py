@@ -217,8 +217,10 @@ def load_models_task(profile_name: str) -> float:
 @task(name="run-study", cache_policy=NONE, retry_condition_fn=_retry_if_transient)
 def study_task(spec: str, catalog_dir: str) -> str:
     from finance.studies import run_study
+    from pipelines.study_inputs import CatalogEvidence
 
-    return run_study(spec, Catalog(catalog_dir)).summary().splitlines()[1]
+    catalog = Catalog(catalog_dir)
+    return run_study(spec, catalog, evidence=CatalogEvidence(catalog)).summary().splitlines()[1]
 
 
 @task(name="render-report", cache_policy=NONE)

@@ -22,7 +22,8 @@ from pipelines.archive import CallEntry
 from pipelines.settings import PIPELINE_VERSION
 from pipelines.types import Audio, Segment, SpeakerInfo
 
-CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajectories", "call_features", "calls")
+CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajectories", "call_features", "qa_pairs",
+               "speaker_baselines", "calls")
 VOICE_MATCH_DISTANCE = 0.2
 log = logging.getLogger("speechfin.tables")
 

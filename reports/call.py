@@ -13,11 +13,9 @@ probabilities are smoothed in time with the same Gaussian kernel as ``tone_smoot
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import pandas as pd
 
 from data_catalog import Catalog
 from reports.common import Figure, ReportError, clock, has_part, is_missing, new_figure, read_part, to_figure
+from ser_models.cards import find_card
 
 CALL_PARTS = ("calls", "speakers", "segments", "words", "emotions", "trajectories", "call_features")
 SECTION_COLORS = {"prepared": "#dfe8f5", "qa": "#fbe9d6"}
@@ -38,7 +37,6 @@ MAX_GAP_S = 120.0                # a trajectory line is broken where the speaker
 N_EXTREMES = 10
 MAX_HOTSPOTS = 25
 MAX_PANELS = 6
-CARD_PATH_ENV = "SPEECHFIN_SER_CHECKPOINTS"
 
 
 @dataclass
@@ -79,32 +77,6 @@ class CallData:
     def time_unit(self) -> tuple[float, str]:
         """Seconds for a call shorter than three minutes, else minutes: (divisor, axis label)."""
         return (1.0, "seconds into the call") if self.end_s < 180 else (60.0, "minutes into the call")
-
-
-def checkpoint_dirs() -> list[Path]:
-    """Where SER cards are looked up: ``$SPEECHFIN_SER_CHECKPOINTS`` (os.pathsep-separated), then
-    the checkpoints shipped in ``ser_models/checkpoints``."""
-    dirs = [Path(p) for p in os.environ.get(CARD_PATH_ENV, "").split(os.pathsep) if p]
-    spec = find_spec("ser_models")
-    if spec is not None and spec.submodule_search_locations:
-        dirs.append(Path(list(spec.submodule_search_locations)[0]) / "checkpoints")
-    return dirs
-
-
-def find_card(model_id: str) -> tuple[dict | None, str]:
-    """The card.json whose model_id is ``model_id`` (a checkpoint folder, or a folder of them).
-    A flow's model id names the voice checkpoint first, then its text heads ('+'-joined): the
-    voice checkpoint's card is the one shown."""
-    model_id = model_id.split("+")[0]
-    for d in checkpoint_dirs():
-        for path in [d / "card.json", *sorted(d.glob("*/card.json"))]:
-            try:
-                card = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if card.get("model_id") == model_id:
-                return card, str(path)
-    return None, ""
 
 
 def _pick_model(emotions: pd.DataFrame, call_id: str, model_id: str | None) -> tuple[str, list[str]]:

@@ -12,7 +12,7 @@ the provenance of the sample; nothing is re-estimated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ class StudyData:
     calls: pd.DataFrame      # the sample's calls: call_id, pipeline_version, profile, processed_at
     prices: pd.DataFrame     # per ticker of the study: source, first and last date, days
     spec_path: str = ""
+    people: pd.DataFrame = field(default_factory=pd.DataFrame)   # speaker_baselines of the sample's calls
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)    # qa_pairs of the sample's calls
 
     @property
     def meta(self) -> dict[str, str]:
@@ -77,7 +79,7 @@ def check_spec(catalog: Catalog, spec, results: pd.DataFrame, call_ids) -> None:
     from finance.errors import FinanceError
 
     try:
-        needed = spec.regressors
+        needed = [c for c in spec.regressors if c not in {f.name for f in spec.qa_features}]
     except FinanceError as exc:
         raise ReportError(f"{spec.origin}: {exc}") from None
     known = _call_feature_columns(catalog, call_ids)
@@ -122,10 +124,17 @@ def load_study(catalog: Catalog, study_id_or_spec: str | Path) -> StudyData:
     events = read_part(catalog, "events", study_id)
     if spec is not None:
         check_spec(catalog, spec, results, events["call_id"].dropna().unique())
-    calls = _sample_calls(catalog, events["call_id"].dropna().unique())
+    ids = events["call_id"].dropna().unique()
+    calls = _sample_calls(catalog, ids)
     return StudyData(study_id, results, events, read_part(catalog, "study_dropped", study_id),
                      read_part(catalog, "car", study_id), calls, _price_coverage(catalog, events, results),
-                     spec.origin if spec else "")
+                     spec.origin if spec else "", _call_parts(catalog, "speaker_baselines", ids),
+                     _call_parts(catalog, "qa_pairs", ids))
+
+
+def _call_parts(catalog: Catalog, table: str, call_ids) -> pd.DataFrame:
+    parts = [catalog.read(table, c).to_pandas() for c in call_ids if catalog.has(table, c)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _sample_calls(catalog: Catalog, call_ids) -> pd.DataFrame:
@@ -205,6 +214,58 @@ def regression_table(data: StudyData) -> tuple[list[RegressionColumn], list[str]
     terms = list(dict.fromkeys(t for c in cols for t in c.coefs))
     terms = [t for t in terms if t != "Intercept"] + (["Intercept"] if "Intercept" in terms else [])
     return cols, terms
+
+
+def corrected_rows(data: StudyData) -> list[dict]:
+    """Naive and measurement-error-corrected (multiple imputation) estimates side by side, one
+    row per regression and term (study_results kinds regression, regression_mi, regression_mi_fmi)."""
+    mi = data.kind("regression_mi")
+    if mi.empty:
+        return []
+    naive, fmi, fit = data.kind("regression"), data.kind("regression_mi_fmi"), data.kind("regression_fit")
+    rows = []
+    for x in mi.itertuples(index=False):
+        n = naive[(naive["group"] == x.group) & (naive["name"] == x.name)]
+        f = fmi[(fmi["group"] == x.group) & (fmi["name"] == x.name)]
+        v = fit[(fit["group"] == x.group)]
+        val = dict(zip(v["name"], v["value"]))
+        rows.append({"regression": x.group, "term": x.name, "imputed": x.name in str(val.get("mi_imputed", "")).split(", "),
+                     "naive": n["estimate"].iloc[0] if len(n) else np.nan,
+                     "naive_se": n["std_error"].iloc[0] if len(n) else np.nan,
+                     "naive_p": n["p_value"].iloc[0] if len(n) else np.nan,
+                     "mi": x.estimate, "mi_se": x.std_error, "mi_p": x.p_value,
+                     "fmi": f["estimate"].iloc[0] if len(f) else np.nan, "m": val.get("mi_m", "")})
+    return rows
+
+
+MAX_PEOPLE_ROWS = 60
+
+
+def people_rows(data: StudyData) -> list[dict]:
+    """The sample's people against their own earlier calls (table speaker_baselines), in time order."""
+    p = data.people
+    if p.empty:
+        return []
+    p = p[p["role"] != "operator"].sort_values(["event_time", "role", "person_id"])
+    return [{"date": pd.Timestamp(r.event_time).strftime("%Y-%m-%d"), "person": r.name or r.person_id, "role": r.role,
+             "tone": r.voice_tone, "n_prior": r.n_prior_calls, "mean": r.voice_base_mean, "sd": r.voice_base_sd,
+             "z": r.abnormal_voice_tone, "status": r.baseline_status}
+            for r in p.head(MAX_PEOPLE_ROWS).itertuples(index=False)]
+
+
+def pair_rows(data: StudyData) -> list[dict]:
+    """Per call of the sample: its question-answer pairs (table qa_pairs) summarised."""
+    q = data.pairs
+    if q.empty:
+        return []
+    dates = data.events.set_index("call_id")["event_date"].to_dict() if len(data.events) else {}
+    rows = []
+    for cid, g in q.groupby("call_id", sort=False):
+        rows.append({"call_id": cid, "date": str(pd.Timestamp(dates[cid]).date()) if cid in dates else "",
+                     "questions": len(g), "answered": int(g["answered"].sum()), "non_answers": int(g["non_answer"].sum()),
+                     "latency": g["latency_s"].median(), "q_tone": g["q_fused_tone"].mean(),
+                     "a_tone": g["a_fused_tone"].mean(), "change": g["answer_tone_change"].mean()})
+    return sorted(rows, key=lambda r: r["date"])
 
 
 def dropped_groups(data: StudyData) -> list[dict]:
@@ -315,7 +376,8 @@ def study_context(data: StudyData) -> dict:
         "figures": {f.id: f for f in figures}, "dropped_groups": dropped_groups(data),
         "dropped": data.dropped.head(MAX_DROPPED_ROWS).to_dict("records"), "n_dropped": len(data.dropped),
         "max_dropped": MAX_DROPPED_ROWS, "tests": test_rows(data), "outcomes": outcome_rows(data),
-        "reg_cols": cols, "reg_terms": terms, "repro": repro, "spec_text": m.get("spec_text", ""),
+        "reg_cols": cols, "reg_terms": terms, "corrected": corrected_rows(data), "people": people_rows(data),
+        "pairs": pair_rows(data), "max_people": MAX_PEOPLE_ROWS, "repro": repro, "spec_text": m.get("spec_text", ""),
         "prices": data.prices.to_dict("records"), "spec_path": data.spec_path,
     }
 

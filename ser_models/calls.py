@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_catalog.schemas import CALL_ROLE_SECTIONS
+from data_catalog.schemas import CALL_ABNORMAL_COLUMNS
+from ser_models.call_tone import EXCLUDED_ROLES, ROLE_SECTIONS, TONE_FEATURES, tone_weights
 from ser_models.encoders import frame_times, slice_frames
 from ser_models.features import (arousal_valence, fused_tone, kernel_smooth, lm_scores, negative_mask, stance,
                                  tone, top_share, top_words)
@@ -44,9 +45,6 @@ from ser_models.inference import EmotionScorer
 
 log = logging.getLogger(__name__)
 
-ROLE_SECTIONS = CALL_ROLE_SECTIONS
-MANAGEMENT = ("executive", "chair")
-EXCLUDED_ROLES = ("operator",)
 LM_COLUMNS = ("lm_positive", "lm_negative", "lm_uncertainty", "lm_tone")
 
 CALL_FEATURE_DOCS = {
@@ -76,6 +74,10 @@ CALL_FEATURE_DOCS = {
     "n_segments_scored": "segments with emotion scores",
     "n_segments_skipped": "segments skipped (too short, silent, outside the audio)",
     "scored_speech_s": "seconds of speech scored",
+    **{c: f"talk-time-weighted mean over the call's {c.split('_')[0]} persons of their {c.split('_', 2)[2].replace('_', ' ')} "
+          f"z-score against their own earlier calls (ser_models/people.py; NaN until the catalog-wide baseline step "
+          f"has run, and for persons without a baseline)" for c in CALL_ABNORMAL_COLUMNS},
+    "n_persons_with_baseline": "persons of the call with an abnormal (baseline-relative) tone",
 }
 
 
@@ -164,7 +166,7 @@ def text_columns(scorer: EmotionScorer, texts: list, hawkish: bool) -> dict[str,
     heads = {k: h for k, h in scorer.text_heads.items() if k != "fomc" or hawkish}
     if not heads or not n:
         return out
-    probs = EmotionScorer(scorer.model, scorer.card, scorer.featurizer, heads).score_texts(texts)
+    probs = {name: head.text_probs(texts) for name, head in heads.items()}
     if "sentiment" in probs:
         out["text_tone"] = tone(probs["sentiment"], heads["sentiment"].labels)
     if "fomc" in probs:
@@ -227,15 +229,14 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
     neg = negative_mask(labels)
     pcols = [f"p_{lab}" for lab in labels]
     is_neg = pd.Series(neg[scored[pcols].to_numpy().argmax(1)] if len(scored) else [], index=scored.index, dtype=float)
-    out: dict[str, float] = {}
+    toned = scored[scored["tone"].notna()]
+    weights = tone_weights(toned)
+    out: dict[str, float] = {f: float(weights[f] @ toned["tone"]) if weights[f].abs().sum() > 0 else np.nan
+                             for f in TONE_FEATURES}
     for r, s in ROLE_SECTIONS:
         g = scored[(scored["role"] == r) & (scored["section"] == s)]
-        out[f"{r}_{s}_tone"] = _wmean(g["tone"], g["w"])
         out[f"{r}_{s}_neg_share"] = _wmean(is_neg[g.index], g["w"])
-    mgmt = scored[scored["role"].isin(MANAGEMENT)]
-    qa, prep = (mgmt[mgmt["section"] == s] for s in ("qa", "prepared"))
-    out["tone_change_prepared_to_qa"] = _wmean(qa["tone"], qa["w"]) - _wmean(prep["tone"], prep["w"])
-    mean = _wmean(scored["tone"], scored["w"])
+    mean = out["call_tone"]
     ok = scored["tone"].notna()
     out["tone_volatility"] = (float(np.sqrt(np.average((scored["tone"][ok] - mean) ** 2, weights=scored["w"][ok])))
                               if ok.sum() > 1 else np.nan)
@@ -243,7 +244,6 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
     out["min_smoothed_tone"] = float(keep.min()) if keep.notna().any() else np.nan
     out["n_hotspots"] = int((scored["attention_top15_share"] >= hotspot_threshold).sum())
     out |= lm_scores(" ".join(df["text"].fillna("").astype(str)))
-    out["call_tone"] = mean
     out["call_tone_abs"] = _wmean(df["tone_abs"], df["w"]) if "tone_abs" in df else np.nan
     out["call_text_tone"] = _wmean(df["text_tone"], df["w"]) if "text_tone" in df else np.nan
     out["call_fused_tone"] = _wmean(df["fused_tone"], df["w"]) if "fused_tone" in df else np.nan
@@ -252,4 +252,5 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
     out["n_segments_scored"] = int(len(scored))
     out["n_segments_skipped"] = int((emotions["skip_reason"] != "").sum())
     out["scored_speech_s"] = float(scored["w"].sum())
+    out |= {c: np.nan for c in CALL_ABNORMAL_COLUMNS} | {"n_persons_with_baseline": 0}   # filled by the baseline step
     return {k: out[k] for k in CALL_FEATURE_DOCS if k in out}

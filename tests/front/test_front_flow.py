@@ -180,6 +180,30 @@ def test_emotion_tables_match_segments(processed):
     assert sums and all(abs(r["s"] - 1) < 1e-4 for r in sums)
 
 
+def test_qa_pairs_and_baselines_of_a_processed_call(processed):
+    """The demo call's question-answer pairs against its reference turns (measured: 4 of 5
+    matched; the bound leaves one more miss), and the baseline step's rows."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from qa_pairs_demo import match, reference_pairs
+
+    _, cat, summary = processed
+    out = next(o for o in summary.outcomes if o.status == "processed")
+    c = Catalog(cat)
+    pairs = c.read("qa_pairs", out.call_id).to_pandas()
+    ref = reference_pairs(REPO / "pipelines" / "demo_archive" / "reference" / "fomc_press_conference_20181219.stm")
+    assert len(ref) == 5 and sum(match(ref, pairs, tolerance=0.5)) >= 3
+    assert set(pairs.loc[pairs["answered"], "answerer_role"]) == {"chair"}
+    voices = c.read("speakers", out.call_id).to_pandas().set_index("speaker")["voice_id"]
+    assert (pairs["asker_voice_id"] == pairs["asker_speaker"].map(voices)).all()   # filled when the call is written
+    base = c.read("speaker_baselines", out.call_id).to_pandas()
+    spk = c.read("speakers", out.call_id).to_pandas()
+    assert len(base) == (spk["role"] != "operator").sum() and set(base["baseline_status"]) == {"first_call"}
+    feats = c.read("call_features", out.call_id).to_pandas()
+    assert feats["n_persons_with_baseline"].tolist() == [0] and feats["chair_abnormal_tone"].isna().all()
+
+
 def test_changed_ser_model_recomputes_only_emotion_tables(processed, prefect_harness, tmp_path):
     import dataclasses
     import json
@@ -200,7 +224,7 @@ def test_changed_ser_model_recomputes_only_emotion_tables(processed, prefect_har
     assert summary.count("rescored") == 1 and summary.count("processed") == 0
     after = _parts(cat)
     changed = sorted({p.split("/")[1] for p in after if before.get(p) != after[p]} - {"failures"})
-    assert changed == ["call_features", "emotions", "trajectories"]
+    assert changed == ["call_features", "emotions", "qa_pairs", "speaker_baselines", "trajectories"]
     c = Catalog(cat)
     ids = c.query("select distinct model_id from emotions").column(0).to_pylist()
     assert len(ids) == 1 and ids[0].split("+")[0] == "embedded-retrained-v2"      # then the text heads' ids
@@ -342,4 +366,5 @@ def test_corrected_event_type_reassigns_roles_from_stored_words(processed, prefe
     assert c.query("select speaker, voice_id from speakers order by 1").to_pylist() == voices
     assert c.read("words").to_pylist() == words
     changed = sorted({p.split("/")[1] for p in _parts(cat) if before.get(p) != _parts(cat)[p]})
-    assert changed == ["call_features", "calls", "emotions", "segments", "speakers", "trajectories"]
+    assert changed == ["call_features", "calls", "emotions", "qa_pairs", "segments", "speaker_baselines", "speakers",
+                       "trajectories"]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from data_catalog import Catalog
-from data_catalog.schemas import CALL_ROLE_SECTIONS, TABLES
+from data_catalog.schemas import CALL_ABNORMAL_COLUMNS, CALL_ROLE_SECTIONS, TABLES
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "ser_models" / "checkpoints" / "embedded" / "card.json"
@@ -135,7 +135,8 @@ def synthetic_call(catalog: Catalog, call_id: str = "5a1e5f0c0ffee000", n_segmen
                  n_hotspots=int((nonop["attention_top15_share"] >= thr).sum()), lm_positive=0.031, lm_negative=0.018,
                  lm_uncertainty=0.004, lm_tone=0.265, call_tone=wmean(nonop), call_tone_abs=wmean(nonop) - 0.2,
                  call_text_tone=0.1, call_fused_tone=wmean(nonop) / 2 + 0.05, chair_hawkish=np.nan, n_segments_scored=len(sc),
-                 n_segments_skipped=int((emo["skip_reason"] != "").sum()), scored_speech_s=float(sc["w"].sum()))
+                 n_segments_skipped=int((emo["skip_reason"] != "").sum()), scored_speech_s=float(sc["w"].sum()),
+                 **{c: np.nan for c in CALL_ABNORMAL_COLUMNS}, n_persons_with_baseline=0)
     talk = seg.assign(w=seg["end_s"] - seg["start_s"]).groupby("speaker")["w"].agg(["sum", "count"])
     speakers = [dict(call_id=call_id, speaker=s, role=r, name=nm, voice_id=f"v_{call_id[:10]}_{s}",
                      talk_time_s=float(talk.loc[s, "sum"]), n_segments=int(talk.loc[s, "count"]))
@@ -208,7 +209,7 @@ def _feature_row(call_id: str, model_id: str, rng) -> dict:
                tone_volatility=float(rng.uniform(0.1, 0.5)), min_smoothed_tone=float(rng.uniform(-1, 0)),
                n_hotspots=int(rng.integers(0, 40)), lm_positive=0.02, lm_negative=0.01, lm_uncertainty=0.005,
                lm_tone=float(rng.uniform(-1, 1)), call_tone=float(rng.normal(0, 0.3)), n_segments_scored=400,
-               n_segments_skipped=3, scored_speech_s=2800.0)
+               n_segments_skipped=3, scored_speech_s=2800.0, n_persons_with_baseline=0)
     return row
 
 
