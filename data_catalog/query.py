@@ -85,8 +85,8 @@ def view_sql(catalog: Catalog) -> dict[str, str]:
             keys = [k for k in keys if k in done]
         files = [catalog.part_path(name, k).as_posix() for k in keys]
         if files:
-            union = "true" if spec.extra_prefixes else "false"
-            out[name] = f"SELECT * FROM read_parquet([{', '.join(map(_literal, files))}], union_by_name={union})"
+            # by name: parts written before a column was added read it as NULL
+            out[name] = f"SELECT * FROM read_parquet([{', '.join(map(_literal, files))}], union_by_name=true)"
         else:
             out[name] = _empty_select(spec) + " AND false"
     return out

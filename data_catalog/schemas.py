@@ -60,14 +60,27 @@ TABLES: dict[str, TableSchema] = {
         TableSchema(
             "speakers",
             _s(("call_id", S), ("speaker", S), ("role", S), ("name", S), ("voice_id", S),
-               ("talk_time_s", F), ("n_segments", I)),
+               ("talk_time_s", F), ("n_segments", I), ("affiliation", S), ("title", S)),
             "call_id", description="one row per speaker in a call",
         ),
         TableSchema(
             "segments",
             _s(("call_id", S), ("segment_id", I), ("speaker", S), ("start_s", F), ("end_s", F),
-               ("section", S), ("text", S), ("asr_confidence", F)),
-            "call_id", description="speaker turns split at sentence boundaries",
+               ("section", S), ("text", S), ("asr_confidence", F), ("text_source", S)),
+            "call_id", description="speaker turns split at sentence boundaries; text_source asr | transcript",
+        ),
+        TableSchema(
+            "transcripts",
+            _s(("call_id", S), ("path", S), ("sha256", S), ("status", S), ("reason", S), ("shape", S), ("encoding", S),
+               ("n_turns", I), ("n_speakers", I), ("transcript_coverage", F), ("asr_coverage", F),
+               ("turns_not_spoken", I), ("tail_s", F), ("seconds", F)),
+            "call_id", description="the user's transcript of a call and how it was used (pipelines/transcripts.py)",
+        ),
+        TableSchema(
+            "speaker_disagreements",
+            _s(("call_id", S), ("start_s", F), ("end_s", F), ("transcript_speaker", S), ("diarized_speaker", S),
+               ("n_words", I)),
+            "call_id", description="stretches where the diarized voice is not the transcript speaker's voice",
         ),
         TableSchema(
             "voices",

@@ -1,7 +1,8 @@
 """Archives: a folder of recordings with a ``manifest.csv``.
 
-Columns: ``file, event_type, entity, event_time`` (required) and ``title, speakers_hint``
-(optional).  ``file`` is relative to the archive folder and must stay inside it;
+Columns: ``file, event_type, entity, event_time`` (required) and ``title, speakers_hint,
+transcript`` (optional).  ``file`` and ``transcript`` (the call's transcript, see
+``pipelines/transcripts.py``) are relative to the archive folder and must stay inside it;
 ``event_type`` is ``earnings_call`` or ``press_conference``; ``event_time`` is ISO 8601
 (``2019-01-30T19:30:00Z``; a time without a zone is taken as UTC).
 
@@ -39,6 +40,7 @@ class CallEntry:
     event_time: datetime | None
     title: str = ""
     speakers_hint: str = ""
+    transcript: str = ""   # resolved path of the call's transcript ('' for none)
     error: str = ""
     source: str = ""  # key of the row's failure record: the resolved file path (or manifest), with ``row``
 
@@ -85,6 +87,14 @@ def _validate(archive: Path, n: int, row: dict[str, str]) -> CallEntry:
         parse_speakers_hint(base["speakers_hint"])
     except HintError as exc:
         return CallEntry(**base, error=f"{where}: {exc}")
+    transcript = (row.get("transcript") or "").strip()
+    if transcript:
+        tpath = (archive / transcript).resolve()
+        if Path(transcript).is_absolute() or not tpath.is_relative_to(archive.resolve()):
+            return CallEntry(**base, error=f"{where}: transcript {transcript!r} points outside the archive")
+        if not tpath.is_file():
+            return CallEntry(**base, error=f"{tpath}: transcript not found (manifest row {n})")
+        base["transcript"] = str(tpath)
     return CallEntry(**base)
 
 

@@ -12,6 +12,7 @@ diarization and ASR can be scored against known truth.
 Rebuild the shipped archive with (needs ``apt-get install espeak-ng ffmpeg``)::
 
     python -m pipelines.demo --out pipelines/demo_archive
+    python -m pipelines.demo --transcripts-only      # the transcripts of the shipped audio, from its references
 """
 
 from __future__ import annotations
@@ -187,6 +188,43 @@ def write_stm(path: Path, uri: str, transcript: list[tuple[float, float, str, st
             f.write(f"{uri} 1 {spk} {start:.3f} {end:.3f} {text}\n")
 
 
+def write_transcript(path: Path, sentences: list[tuple[str, str]]) -> None:
+    """The call's speaker-labelled transcript, as a user would have it: one paragraph per turn,
+    ``Name (role): text`` (the chair is ``chair``, everyone else a ``journalist``)."""
+    turns: list[list[str]] = []
+    for spk, text in sentences:
+        name = spk.replace("_", " ").title()
+        if turns and turns[-1][0] == name:
+            turns[-1][1] += " " + text
+        else:
+            turns.append([name, text])
+    with path.open("w") as f:
+        for name, text in turns:
+            role = "chair" if name.lower().startswith("chair") else "journalist"
+            f.write(f"{name} ({role}): {text}\n\n")
+
+
+def transcripts_from_reference(archive: Path) -> list[Path]:
+    """Write ``transcripts/<stem>.txt`` of every call of a built archive from its reference STM
+    (the sentences and speakers the audio was made from) and add the ``transcript`` column."""
+    (archive / "transcripts").mkdir(exist_ok=True)
+    with (archive / "manifest.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        stem = Path(r["file"]).stem
+        lines = (archive / "reference" / f"{stem}.stm").read_text().splitlines()
+        path = archive / "transcripts" / f"{stem}.txt"
+        write_transcript(path, [(ln.split(" ", 5)[2], ln.split(" ", 5)[5]) for ln in lines])
+        r["transcript"] = f"transcripts/{stem}.txt"
+        out.append(path)
+    with (archive / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
 def encode(samples: np.ndarray, out: Path) -> None:
     """Write ``samples`` (16 kHz) to ``out``; the extension picks the codec (ffmpeg for lossy)."""
     import soundfile as sf
@@ -218,7 +256,8 @@ DEFAULT_CALLS = (("20130619", 150.0, ".mp3"), ("20151216", 110.0, ".mp3"), ("201
 
 
 def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> Path:
-    """Write audio, ``manifest.csv`` and ``reference/`` (RTTM + STM) into ``out``."""
+    """Write audio, ``manifest.csv``, ``transcripts/`` (the speaker-labelled transcripts) and
+    ``reference/`` (RTTM + STM) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "reference").mkdir(exist_ok=True)
     rows = []
@@ -231,6 +270,8 @@ def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> 
         encode(call.samples, out / f"{stem}{ext}")
         write_rttm(out / "reference" / f"{stem}.rttm", stem, call.rttm)
         write_stm(out / "reference" / f"{stem}.stm", stem, call.transcript)
+        (out / "transcripts").mkdir(exist_ok=True)
+        write_transcript(out / "transcripts" / f"{stem}.txt", [(spk, text) for _, _, spk, text in call.transcript])
         rows.append({
             "file": f"{stem}{ext}",
             "event_type": "press_conference",
@@ -238,6 +279,7 @@ def build_archive(out: Path, calls=DEFAULT_CALLS, fomc_dir: Path = FOMC_DIR) -> 
             "event_time": press_conference_time(date).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "title": f"FOMC press conference {date[:4]}-{date[4:6]}-{date[6:]} (real text, SYNTHETIC espeak-ng voices)",
             "speakers_hint": "",
+            "transcript": f"transcripts/{stem}.txt",
         })
     with (out / "manifest.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -274,7 +316,13 @@ def long_call(minutes: float, date: str = "20130619", seed: int = 0, fomc_dir: P
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEMO_ARCHIVE)
+    ap.add_argument("--transcripts-only", action="store_true",
+                    help="only (re)write the transcripts of an archive built before, from its reference STM")
     args = ap.parse_args()
+    if args.transcripts_only:
+        for p in transcripts_from_reference(args.out):
+            print(p)
+        return
     print(build_archive(args.out))
 
 

@@ -25,12 +25,12 @@ from pipelines.baselines import update_baselines
 from pipelines.exitcodes import one_line
 from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
 from pipelines.models import ModelLoadError, load_emotion, load_models
-from pipelines.roles import assign_roles, assign_sections, parse_speakers_hint
+from pipelines.roles import parse_speakers_hint
 from pipelines.settings import Profile, get_profile
 from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
-                              read_call, record_failure, write_call)
-from pipelines.turns import assign_speakers, build_segments
+                              read_call, record_failure, transcript_current, write_call)
+from pipelines.transcripts import call_speech, file_sha256 as transcript_sha256
 
 STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
@@ -165,11 +165,9 @@ def transcribe_task(audio, speech, profile: Profile):
 
 
 @task(name="speakers-and-sections", cache_policy=NONE)
-def speakers_task(asr_segments, diarization, event_type: str, speakers_hint: str):
-    words = assign_speakers(words_of(asr_segments), diarization.turns)
-    segments = build_segments(words)
-    speakers = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
-    return assign_sections(segments, speakers), speakers
+def speakers_task(asr_segments, diarization, entry: CallEntry):
+    return call_speech(words_of(asr_segments), diarization.turns, diarization.embeddings, entry.event_type,
+                       entry.speakers_hint, entry.transcript)
 
 
 @task(name="emotions", cache_policy=NONE)
@@ -256,7 +254,8 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
     logger = get_run_logger()
     progress.call_started(entry.file, len(STAGES))
     call_id = file_sha256(Path(entry.path))[:16] if Path(entry.path).is_file() else ""
-    if call_id and not force and is_complete(catalog, call_id, profile.name):
+    if call_id and not force and is_complete(catalog, call_id, profile.name) and \
+            transcript_current(catalog, call_id, entry.transcript and transcript_sha256(entry.transcript)):
         changes = _run_stage("write tables", times, metadata_task, str(catalog.root), call_id, entry)
         model_id = load_emotion(profile.ser_checkpoint).model_id
         if "event_type" in changes:  # roles and sections depend on it, and the emotion features on them
@@ -284,21 +283,25 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
     hint = parse_speakers_hint(entry.speakers_hint)
     diar = _run_stage("diarize", times, diarize_task, audio, speech, profile, hint.num_speakers)
     asr_segments = _run_stage("transcribe", times, transcribe_task, audio, speech, profile)
-    segments, speakers = _run_stage("speakers & sections", times, speakers_task, asr_segments, diar,
-                                    entry.event_type, entry.speakers_hint)
+    speech_ = _run_stage("speakers & sections", times, speakers_task, asr_segments, diar, entry)
+    segments, speakers = speech_.segments, speech_.speakers
+    if speech_.warning:
+        logger.warning("%s: %s", entry.file, speech_.warning)
     if not segments or not speakers:
         raise StageError("transcribe", f"{entry.path}: no speech found ({audio.duration_s:.1f} s of audio, "
                                        f"no words transcribed)")
     emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile, entry.event_type)
     embedding_model = "pyannote" if load_models(profile).pyannote is not None else "resemblyzer-ge2e"
-    result = CallResult(entry, audio, speakers, segments, diar.embeddings, embedding_model, profile.name)
+    result = CallResult(entry, audio, speakers, segments, speech_.embeddings, embedding_model, profile.name,
+                        transcript=speech_.transcript, disagreements=speech_.disagreements)
     _run_stage("write tables", times, write_task, str(catalog.root), result, emotions)
     wall = time.perf_counter() - t0
     logger.info("%s: call %s, %.1f s of audio, %d speech regions, %d speakers, %d segments in %.1f s (RTF %.3f); %s",
                 entry.file, audio.call_id, audio.duration_s, len(speech), len(speakers), len(segments), wall,
                 wall / audio.duration_s, ", ".join(f"{k} {v:.1f}s" for k, v in times.items()))
     return CallOutcome(entry.file, CallStatus.PROCESSED, audio.call_id, duration_s=audio.duration_s, wall_s=wall,
-                       stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments), warning=audio.warning)
+                       stage_seconds=times, n_speakers=len(speakers), n_segments=len(segments),
+                       warning="; ".join(w for w in (audio.warning, speech_.warning) if w))
 
 
 def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_id: str, changes: dict,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -22,8 +22,8 @@ from pipelines.archive import CallEntry
 from pipelines.settings import PIPELINE_VERSION
 from pipelines.types import Audio, Segment, SpeakerInfo
 
-CALL_TABLES = ("speakers", "segments", "words", "voices", "emotions", "trajectories", "call_features", "qa_pairs",
-               "speaker_baselines", "calls")
+CALL_TABLES = ("speakers", "segments", "words", "voices", "transcripts", "speaker_disagreements", "emotions",
+               "trajectories", "call_features", "qa_pairs", "speaker_baselines", "calls")
 VOICE_MATCH_DISTANCE = 0.2
 log = logging.getLogger("speechfin.tables")
 
@@ -71,6 +71,8 @@ class CallResult:
     embedding_model: str
     profile: str
     language: str = "en"
+    transcript: dict | None = None           # the ``transcripts`` row (without call_id), if the manifest names one
+    disagreements: list[dict] = field(default_factory=list)   # ``speaker_disagreements`` rows (without call_id)
 
 
 def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Table]:
@@ -85,10 +87,10 @@ def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Tab
     }]
     speakers = [{"call_id": cid, "speaker": s.speaker, "role": s.role, "name": s.name,
                  "voice_id": voice_ids.get(s.speaker, ""), "talk_time_s": s.talk_time_s,
-                 "n_segments": s.n_segments} for s in result.speakers]
+                 "n_segments": s.n_segments, "affiliation": s.affiliation, "title": s.title} for s in result.speakers]
     segments = [{"call_id": cid, "segment_id": s.segment_id, "speaker": s.speaker, "start_s": s.start_s,
-                 "end_s": s.end_s, "section": s.section, "text": s.text, "asr_confidence": s.asr_confidence}
-                for s in result.segments]
+                 "end_s": s.end_s, "section": s.section, "text": s.text, "asr_confidence": s.asr_confidence,
+                 "text_source": s.text_source} for s in result.segments]
     words = [{"call_id": cid, "segment_id": w.segment_id, "word": w.word, "start_s": w.start_s,
               "end_s": w.end_s, "score": w.score} for s in result.segments for w in s.words]
     voices = [{"call_id": cid, "speaker": spk, "voice_id": voice_ids[spk], "embedding_model": result.embedding_model,
@@ -98,8 +100,11 @@ def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Tab
     def table(name: str, rows: list[dict]) -> pa.Table:
         return pa.Table.from_pylist(rows, schema=TABLES[name].schema) if rows else TABLES[name].schema.empty_table()
 
-    return {"calls": table("calls", calls), "speakers": table("speakers", speakers),
-            "segments": table("segments", segments), "words": table("words", words), "voices": table("voices", voices)}
+    out = {"calls": table("calls", calls), "speakers": table("speakers", speakers),
+           "segments": table("segments", segments), "words": table("words", words), "voices": table("voices", voices),
+           "speaker_disagreements": table("speaker_disagreements", [{"call_id": cid, **d} for d in result.disagreements])}
+    out["transcripts"] = table("transcripts", [{"call_id": cid, **result.transcript}] if result.transcript else [])
+    return out
 
 
 def write_call(catalog: Catalog, call_id: str, tables: dict[str, pa.Table]) -> None:
@@ -133,6 +138,13 @@ def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
     return True
 
 
+def transcript_current(catalog: Catalog, call_id: str, sha256: str) -> bool:
+    """The stored call used the transcript whose hash is ``sha256`` ('' : none): a transcript
+    added, changed or removed in the manifest makes the call be processed again."""
+    stored = catalog.read("transcripts", call_id).to_pylist() if catalog.has("transcripts", call_id) else []
+    return (stored[0]["sha256"] if stored else "") == (sha256 or "")
+
+
 def emotions_current(catalog: Catalog, call_id: str, model_id: str) -> bool:
     """The emotion tables of ``call_id`` exist and were made by ``model_id``."""
     if not (catalog.has("emotions", call_id) and catalog.has("call_features", call_id)):
@@ -150,9 +162,10 @@ def read_call(catalog: Catalog, call_id: str) -> tuple[list[Segment], list[Speak
         words.setdefault(w["segment_id"], []).append(
             Word(w["word"], w["start_s"], w["end_s"], w["score"], segment_id=w["segment_id"]))
     segments = [Segment(r["segment_id"], r["speaker"], r["start_s"], r["end_s"], r["text"], r["asr_confidence"],
-                        r["section"], words.get(r["segment_id"], []))
+                        r["section"], words.get(r["segment_id"], []), text_source=r.get("text_source") or "asr")
                 for r in sorted(catalog.read("segments", call_id).to_pylist(), key=lambda r: r["segment_id"])]
-    speakers = [SpeakerInfo(r["speaker"], r["role"], r["name"], r["voice_id"], r["talk_time_s"], r["n_segments"])
+    speakers = [SpeakerInfo(r["speaker"], r["role"], r["name"], r["voice_id"], r["talk_time_s"], r["n_segments"],
+                            r.get("affiliation") or "", r.get("title") or "")
                 for r in catalog.read("speakers", call_id).to_pylist()]
     return segments, speakers
 

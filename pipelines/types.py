@@ -73,6 +73,7 @@ class Segment:
     asr_confidence: float
     section: str = "prepared"
     words: list[Word] = field(default_factory=list)
+    text_source: str = "asr"          # 'asr' or 'transcript' (the user's transcript, aligned to the audio)
 
     @property
     def duration_s(self) -> float:
@@ -87,3 +88,5 @@ class SpeakerInfo:
     voice_id: str = ""
     talk_time_s: float = 0.0
     n_segments: int = 0
+    affiliation: str = ""             # company or outlet, from a transcript
+    title: str = ""                   # job title, from a vendor transcript

@@ -9,8 +9,10 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "pipelines" / "demo_archive"
 
 
-def copy_demo_call(dest: Path, date: str = "20181219", rows_extra: list[dict] | None = None) -> Path:
-    """An archive in ``dest`` holding one demo call (and optional extra manifest rows)."""
+def copy_demo_call(dest: Path, date: str = "20181219", rows_extra: list[dict] | None = None,
+                   transcript: bool = False) -> Path:
+    """An archive in ``dest`` holding one demo call (and optional extra manifest rows); with
+    ``transcript`` also its transcript file and manifest column."""
     import csv
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -18,9 +20,15 @@ def copy_demo_call(dest: Path, date: str = "20181219", rows_extra: list[dict] | 
         rows = [r for r in csv.DictReader(f) if date in r["file"]]
     for r in rows:
         shutil.copy(DEMO / r["file"], dest / r["file"])
+        if transcript and r.get("transcript"):
+            (dest / r["transcript"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(DEMO / r["transcript"], dest / r["transcript"])
+        elif not transcript:
+            r["transcript"] = ""
     rows += rows_extra or []
     with (dest / "manifest.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["file", "event_type", "entity", "event_time", "title", "speakers_hint"])
+        w = csv.DictWriter(f, fieldnames=["file", "event_type", "entity", "event_time", "title", "speakers_hint",
+                                          "transcript"])
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in w.fieldnames})

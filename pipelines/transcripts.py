@@ -1,0 +1,562 @@
+"""Transcript-aware processing: the user's transcript gives the words, the speakers, their
+roles and the Q&A marker; the audio gives the times.
+
+Stage functions:
+
+* ``read_transcript(path, event_type)`` -> ``Transcript`` (``TranscriptError`` when it has no
+  text).  Accepted shapes:
+  - plain text, one turn per paragraph: ``Name: text`` or ``Name (role): text`` (role one of
+    speechfin's roles); unlabelled lines continue the current turn, and lines before the
+    first label (a title, a date, "Presentation") are the document's header, left out;
+  - vendor style: a ``Name - Company - Title`` line (or ``Operator`` alone), then the text;
+    the title decides the role (CEO, CFO, President, Chief ..., Investor Relations ->
+    executive; Analyst or an analyst's firm -> analyst; Operator -> operator);
+  - a CSV or JSON list of turns with ``speaker``, ``text`` (or ``sentence``) and optional
+    ``role``;
+  - plain text with no speaker labels at all: its words are used, the speakers come from
+    diarization.
+  A line ``Question-and-Answer Session`` (or ``Questions and Answers``, ``Q&A``) starts the
+  Q&A.  Text is read as UTF-8 (with or without a BOM), else as Windows-1252 / Latin-1 (the
+  encoding is recorded).  Press conferences: a ``CHAIR...`` speaker is the chair, other
+  named speakers are journalists, whose outlet is read from their self-introduction
+  ("Steve Liesman with CNBC").
+* ``align_transcript(transcript, asr_words)`` -> ``Alignment``: the transcript's tokens
+  (lowercase letters and digits) against the ASR tokens with a Levenshtein alignment
+  (``rapidfuzz``); matched runs are anchors and take the ASR words' times; stretches
+  between anchors are interpolated by character length.  A stretch that would have to be
+  spoken faster than ``max_tokens_per_s``, or more than ``max_edge_tokens`` tokens before
+  the first or after the last anchor, is not in the audio: its tokens are dropped (a
+  speaker who never speaks, a written statement).  ``asr_coverage`` is the share of ASR
+  tokens matched: below ``min_asr_coverage`` the transcript does not belong to the audio.
+* ``transcript_call(transcript, alignment, asr_words, diarization_turns, event_type)`` ->
+  ``TranscriptResult``: segments (one per transcript sentence, ``text_source = transcript``),
+  speakers (names, roles, affiliations from the transcript; each linked to the diarized
+  voice it overlaps most, for the cross-call voice link), the ASR words after the transcript
+  ends (``text_source = asr``, the operator's closing), and the places where the diarized
+  voice disagrees with the transcript's speaker.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.roles import ROLES, assign_roles, assign_sections
+from pipelines.turns import assign_speakers, build_segments, is_sentence_end
+from pipelines.types import Segment, SpeakerInfo, Turn, Word
+
+
+class TranscriptError(ValueError):
+    """A transcript that cannot be used at all (unreadable, empty): one line naming the file."""
+
+
+class TranscriptStatus(str, Enum):
+    NONE = "none"                      # the manifest row has no transcript
+    ALIGNED = "aligned"                # speakers and text from the transcript
+    UNLABELLED = "aligned_unlabelled"  # text from the transcript, speakers from diarization
+    REJECTED = "rejected"              # not used (empty, unreadable, another call): ASR only
+
+
+@dataclass(frozen=True)
+class TranscriptTurn:
+    speaker: str          # the name as the transcript gives it ('' when unlabelled)
+    text: str
+    role: str = ""        # '' when the transcript does not say
+    affiliation: str = ""
+    title: str = ""
+    qa: bool = False      # after the Q&A marker
+
+
+@dataclass
+class Transcript:
+    path: str
+    turns: list[TranscriptTurn]
+    encoding: str
+    shape: str            # text | vendor | csv | json | unlabelled
+    has_qa_marker: bool
+
+    @property
+    def labelled(self) -> bool:
+        return self.shape != "unlabelled"
+
+
+@dataclass(frozen=True)
+class TranscriptConfig:
+    min_asr_coverage: float = 0.5      # below: the transcript is not of this audio
+    max_tokens_per_s: float = 8.0      # an interpolated stretch faster than this is not in the audio
+    max_edge_tokens: int = 12          # unanchored tokens allowed before the first / after the last anchor
+    min_tail_words: int = 3            # ASR words after the last anchor: the audio's own tail (the operator's closing)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+_QA_MARKER = re.compile(r"^\s*(question[- ]and[- ]answer(?: session)?|questions and answers|q\s*&\s*a(?: session)?)\s*:?\s*$",
+                        re.I)
+_LABEL = re.compile(r"^(?P<name>[A-Z][\w.'’\-]*(?:\s+[\w.'’\-]+){0,5}?)\s*(?:\((?P<role>[A-Za-z]+)\))?\s*:\s*(?P<text>.*)$")
+_VENDOR = re.compile(r"^(?P<name>[^\s\-–—:][^\-–—:]{1,60}?)\s+[-–—]\s+(?P<company>[^\-–—]{1,80}?)\s+[-–—]\s+(?P<title>[^\-–—]{1,80})$")
+_EXEC_TITLE = re.compile(r"\b(ceo|cfo|coo|cto|chief|president|officer|chair(?:man|woman)?|director|investor relations|ir|"
+                         r"treasurer|vice president|vp|svp|evp|head of|founder|controller|secretary|executive)\b", re.I)
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16"), "utf-16"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace"), "cp1252"
+
+
+def _display(name: str) -> str:
+    name = " ".join(name.split()).strip(" .")
+    return name.title() if name.isupper() else name
+
+
+def infer_role(name: str, title: str, company: str, event_type: str) -> str:
+    """The speechfin role of a transcript speaker from its name, title and company ('' if unknown)."""
+    low = f"{name} {title}".lower()
+    if name.strip().lower() == "operator" or "operator" in title.lower():
+        return "operator"
+    if event_type == "press_conference":
+        if re.match(r"^\s*(chair|chairman|chairwoman|vice chair)\b", name, re.I) or "chair" in title.lower():
+            return "chair"
+        return "journalist" if name.strip() else ""
+    if "analyst" in low:
+        return "analyst"
+    if title and _EXEC_TITLE.search(title):
+        return "executive"
+    if company and title:
+        return "analyst"
+    return ""
+
+
+def _outlet(name: str, text: str) -> str:
+    """A journalist's outlet from their self-introduction: "Harriet Torry with the Wall Street
+    Journal", "Steve Liesman, CNBC", "Nick Timiraos of the Wall Street Journal" ('' if none)."""
+    surname = name.split()[-1] if name.split() else ""
+    if not surname:
+        return ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip())[:3]:
+        m = re.search(rf"{re.escape(surname)}\s*(?:,|\bwith\b|\bfrom\b|\bof\b|\bat\b)\s+(?:the\s+)?"
+                      rf"(?P<outlet>[A-Z][\w&.'’\-]*(?:\s+[A-Z][\w&.'’\-]*){{0,4}})", sentence, re.I)
+        if m and m.group("outlet")[0].isupper():
+            return m.group("outlet").strip(" .,")
+    return ""
+
+
+def _turns_from_rows(rows: list[dict], path: Path) -> list[TranscriptTurn]:
+    out = []
+    for i, r in enumerate(rows):
+        low = {str(k).strip().lower(): v for k, v in r.items() if k is not None}
+        text = str(low.get("text", low.get("sentence", "")) or "").strip()
+        if "speaker" not in low or not ("text" in low or "sentence" in low):
+            raise TranscriptError(f"{path}: turn {i + 1} needs 'speaker' and 'text' fields (has {sorted(low)})")
+        role = str(low.get("role", "") or "").strip().lower()
+        out.append(TranscriptTurn(str(low["speaker"] or "").strip(), text, role if role in ROLES else ""))
+    return out
+
+
+def read_transcript(path: str | Path, event_type: str = "earnings_call") -> Transcript:
+    """Parse a transcript file (shapes: module doc)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TranscriptError(f"{path}: cannot read the transcript ({exc.strerror or exc})") from None
+    text, encoding = _decode(raw, path)
+    if not text.strip():
+        raise TranscriptError(f"{path}: the transcript is empty")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".json"):
+        try:
+            rows = json.loads(text) if suffix == ".json" else list(csv.DictReader(io.StringIO(text)))
+        except (json.JSONDecodeError, csv.Error) as exc:
+            raise TranscriptError(f"{path}: not a valid {suffix[1:].upper()} list of turns ({exc})") from None
+        rows = rows.get("turns", rows) if isinstance(rows, dict) else rows
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TranscriptError(f"{path}: expected a list of turns with speaker and text")
+        turns, shape, marker = _turns_from_rows(rows, path), suffix[1:], False
+    else:
+        turns, shape, marker = _parse_text(text)
+    turns = [_complete(t, event_type) for t in turns if t.text.strip()]
+    if not turns:
+        raise TranscriptError(f"{path}: the transcript has no text")
+    return Transcript(str(path), turns, encoding, shape, marker)
+
+
+def _complete(t: TranscriptTurn, event_type: str) -> TranscriptTurn:
+    name = _display(t.speaker)
+    role = t.role or infer_role(name, t.title, t.affiliation, event_type)
+    affiliation = t.affiliation or (_outlet(name, t.text) if role == "journalist" else "")
+    return TranscriptTurn(name, " ".join(t.text.split()), role, affiliation, t.title, t.qa)
+
+
+def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
+    lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    vendor = sum(bool(_VENDOR.match(ln)) for ln in lines)
+    labels = sum(bool(_LABEL.match(ln)) and not _QA_MARKER.match(ln) for ln in lines)
+    shape = "vendor" if vendor >= 1 and vendor >= labels / 2 else "text" if labels else "unlabelled"
+    turns: list[dict] = []
+    qa = marker = False
+    for ln in lines:
+        if not ln:
+            continue
+        if _QA_MARKER.match(ln):
+            qa = marker = True
+            continue
+        if shape == "vendor":
+            m = _VENDOR.match(ln)
+            if m or ln.lower() == "operator":
+                turns.append(dict(speaker=m.group("name") if m else "Operator", text="", qa=qa,
+                                  affiliation=(m.group("company").strip() if m else ""),
+                                  title=(m.group("title").strip() if m else "")))
+                continue
+        elif shape == "text":
+            m = _LABEL.match(ln)
+            if m:
+                role = (m.group("role") or "").lower()
+                turns.append(dict(speaker=m.group("name"), text=m.group("text"), qa=qa, role=role if role in ROLES else ""))
+                continue
+        if not turns:
+            if shape != "unlabelled":
+                continue                      # a labelled document's header (title, date, "Presentation")
+            turns.append(dict(speaker="", text="", qa=qa))
+        turns[-1]["text"] += " " + ln
+    return [TranscriptTurn(**t) for t in turns], shape, marker
+
+
+# -- alignment ----------------------------------------------------------------------------------
+
+def tokens(text: str) -> list[str]:
+    """Lowercase letters and digits, '%' read as 'percent'."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace("%", " percent ").replace("’", "").replace("'", ""))
+
+
+@dataclass
+class Alignment:
+    start: np.ndarray          # (T,) time of each transcript token (NaN: not in the audio)
+    end: np.ndarray
+    anchored: np.ndarray       # (T,) bool: matched to an ASR token
+    asr_matched: np.ndarray    # (A,) bool per ASR token
+    asr_word: np.ndarray       # (A,) index of the ASR word of each ASR token
+    transcript_coverage: float
+    asr_coverage: float
+    seconds: float
+    last_anchor_s: float
+
+    def summary(self) -> str:
+        return (f"{self.anchored.sum()} of {len(self.anchored)} transcript tokens anchored "
+                f"({self.transcript_coverage:.0%}), {self.asr_coverage:.0%} of the ASR tokens matched")
+
+
+def align_transcript(transcript: Transcript, asr_words: list[Word], config: TranscriptConfig = TranscriptConfig()) -> Alignment:
+    from rapidfuzz.distance import Levenshtein
+
+    t0 = time.perf_counter()
+    ref = [tok for turn in transcript.turns for tok in tokens(turn.text)]
+    turn_of = np.array([i for i, turn in enumerate(transcript.turns) for _ in tokens(turn.text)], int)
+    hyp, hyp_word, hs, he = [], [], [], []
+    for i, w in enumerate(asr_words):
+        toks = tokens(w.word)
+        for k, tok in enumerate(toks):           # a word of several tokens shares its time evenly
+            d = (w.end_s - w.start_s) / len(toks)
+            hyp.append(tok)
+            hyp_word.append(i)
+            hs.append(w.start_s + k * d)
+            he.append(w.start_s + (k + 1) * d)
+    n = len(ref)
+    start, end = np.full(n, np.nan), np.full(n, np.nan)
+    anchored = np.zeros(n, bool)
+    matched = np.zeros(len(hyp), bool)
+    for op in Levenshtein.opcodes(ref, hyp) if ref and hyp else []:
+        if op.tag != "equal":
+            continue
+        length = op.src_end - op.src_start
+        if length == 1 and len(ref[op.src_start]) < 4:     # a lone short word matches anywhere
+            continue
+        for k in range(length):
+            i, j = op.src_start + k, op.dest_start + k
+            start[i], end[i], anchored[i], matched[j] = hs[j], he[j], True, True
+    _interpolate(ref, start, end, anchored, config, turn_of)
+    last = float(np.nanmax(end[anchored])) if anchored.any() else 0.0
+    return Alignment(start, end, anchored, matched, np.array(hyp_word, int), float(anchored.mean()) if n else 0.0,
+                     float(matched.mean()) if len(hyp) else 0.0, time.perf_counter() - t0, last)
+
+
+def _interpolate(ref: list[str], start: np.ndarray, end: np.ndarray, anchored: np.ndarray, cfg: TranscriptConfig,
+                 turn_of: np.ndarray) -> None:
+    """Times for the unanchored tokens between anchors; stretches that cannot have been spoken
+    there stay NaN.  Inside one turn a stretch is spread by character length; a stretch across
+    turns keeps each end with its own anchor (the pause between turns belongs to nobody)."""
+    idx = np.flatnonzero(anchored)
+    if not len(idx):
+        return
+    step = 0.3                                # seconds per token where a stretch is pinned to one anchor
+    gaps = [(-1, idx[0])] + list(zip(idx[:-1], idx[1:])) + [(idx[-1], len(ref))]
+    for a, b in gaps:
+        inner = np.arange(a + 1, b)
+        if not len(inner):
+            continue
+        if a < 0 or b >= len(ref):           # before the first / after the last anchor
+            if len(inner) <= cfg.max_edge_tokens:
+                _pin(inner, end[a] if a >= 0 else start[b], step, a >= 0, start, end)
+            continue
+        t_a, t_b = end[a], start[b]
+        span = max(t_b - t_a, 0.0)
+        if turn_of[a] == turn_of[b] or turn_of[inner[0]] != turn_of[a] and turn_of[inner[-1]] != turn_of[b]:
+            if len(inner) > 3 and len(inner) / max(span, 1e-6) > cfg.max_tokens_per_s:
+                continue                      # not spoken here
+            weights = np.array([len(ref[i]) + 1 for i in inner], float)
+            edges = t_a + span * np.concatenate([[0], np.cumsum(weights)]) / weights.sum()
+            start[inner], end[inner] = edges[:-1], edges[1:]
+            continue
+        pace = min(step, span / len(inner))
+        head = inner[turn_of[inner] == turn_of[a]]
+        tail = inner[turn_of[inner] == turn_of[b]]
+        mid = inner[(turn_of[inner] != turn_of[a]) & (turn_of[inner] != turn_of[b])]
+        _pin(head, t_a, pace, True, start, end)
+        _pin(tail, t_b, pace, False, start, end)
+        if len(mid):
+            lo, hi = t_a + pace * len(head), t_b - pace * len(tail)
+            if hi > lo and len(mid) / (hi - lo) <= cfg.max_tokens_per_s:
+                edges = np.linspace(lo, hi, len(mid) + 1)
+                start[mid], end[mid] = edges[:-1], edges[1:]
+
+
+def _pin(tokens_: np.ndarray, edge: float, pace: float, forward: bool, start: np.ndarray, end: np.ndarray) -> None:
+    """Place ``tokens_`` one ``pace`` each after (forward) or before ``edge``."""
+    n = len(tokens_)
+    if not n:
+        return
+    k = np.arange(n)
+    if forward:
+        start[tokens_], end[tokens_] = edge + k * pace, edge + (k + 1) * pace
+    else:
+        start[tokens_], end[tokens_] = np.maximum(0.0, edge - (n - k) * pace), np.maximum(0.0, edge - (n - k - 1) * pace)
+
+
+# -- segments, speakers, checks --------------------------------------------------------------------
+
+@dataclass
+class TranscriptResult:
+    status: TranscriptStatus
+    segments: list[Segment]
+    speakers: list[SpeakerInfo]
+    voice_of: dict[str, str]            # transcript speaker label -> the diarized speaker it overlaps most
+    disagreements: list[dict] = field(default_factory=list)
+    turns_not_spoken: int = 0
+    tail_s: float = 0.0                 # seconds of ASR speech after the transcript ends
+    reason: str = ""
+
+
+def _words_of_turns(transcript: Transcript, al: Alignment) -> list[tuple[int, Word]]:
+    """Transcript words with times: (turn index, Word); words of dropped tokens are left out."""
+    out = []
+    k = 0
+    for ti, turn in enumerate(transcript.turns):
+        for raw in turn.text.split():
+            n = len(tokens(raw))
+            if n == 0:                        # punctuation only: glue to the previous word
+                if out and out[-1][0] == ti:
+                    w = out[-1][1]
+                    out[-1] = (ti, Word(w.word + raw, w.start_s, w.end_s, w.score))
+                continue
+            s, e = al.start[k:k + n], al.end[k:k + n]
+            if not np.isnan(s).all():
+                score = float(al.anchored[k:k + n].mean())
+                out.append((ti, Word(raw, float(np.nanmin(s)), float(np.nanmax(e)), score)))
+            k += n
+    return out
+
+
+def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word], turns: list[Turn],
+                    event_type: str, config: TranscriptConfig = TranscriptConfig()) -> TranscriptResult:
+    """Segments and speakers of a call from its aligned transcript (see the module doc)."""
+    tw = _words_of_turns(transcript, al)
+    last = int(al.asr_word[al.asr_matched].max()) if al.asr_matched.any() else -1
+    tail = asr_words[last + 1:]
+    if len(tail) < config.min_tail_words:
+        tail = []
+    tail_s = float(sum(w.end_s - w.start_s for w in tail))
+    if not transcript.labelled:
+        words = assign_speakers([w for _, w in tw] + tail, turns)
+        segments = [_with_source(s, "transcript") for s in build_segments(words)]
+        speakers = assign_roles(segments, event_type)
+        return TranscriptResult(TranscriptStatus.UNLABELLED, assign_sections(segments, speakers), speakers, {},
+                                tail_s=tail_s)
+    names = list(dict.fromkeys(t.speaker for t in transcript.turns))
+    label = {name: f"T{i:02d}" for i, name in enumerate(names)}
+    spoken = {ti for ti, _ in tw}
+    not_spoken = len(transcript.turns) - len(spoken)
+    segments: list[Segment] = []
+    for ti, turn in enumerate(transcript.turns):
+        ws = [w for i, w in tw if i == ti]
+        for sentence in _sentences(ws):
+            sid = len(segments)
+            words = [Word(w.word, w.start_s, w.end_s, w.score, label[turn.speaker], sid) for w in sentence]
+            segments.append(Segment(sid, label[turn.speaker], words[0].start_s, words[-1].end_s,
+                                    " ".join(w.word for w in words), float(np.mean([w.score for w in words])),
+                                    "qa" if turn.qa else "prepared", words, text_source="transcript"))
+    voice_of, disagreements = _link_voices(segments, turns)
+    # the audio after the transcript ends: ASR words, with the diarized voices mapped back to transcript speakers
+    if tail:
+        back = {}
+        for t_lab, d_lab in voice_of.items():
+            back.setdefault(d_lab, t_lab)
+        tail_words = assign_speakers(tail, turns)
+        for s in build_segments(tail_words):
+            sid = len(segments)
+            spk = back.get(s.speaker, s.speaker)
+            segments.append(Segment(sid, spk, s.start_s, s.end_s, s.text, s.asr_confidence, "qa" if segments and
+                                    segments[-1].section == "qa" else "prepared",
+                                    [Word(w.word, w.start_s, w.end_s, w.score, spk, sid) for w in s.words],
+                                    text_source="asr"))
+    segments.sort(key=lambda s: s.start_s)
+    for i, s in enumerate(segments):
+        s.segment_id = i
+        for w in s.words:
+            w.segment_id = i
+    speakers = _speakers(transcript, label, segments, event_type)
+    if not transcript.has_qa_marker:
+        segments = assign_sections(segments, speakers)
+    return TranscriptResult(TranscriptStatus.ALIGNED, segments, speakers, voice_of, disagreements, not_spoken, tail_s)
+
+
+def _with_source(s: Segment, source: str) -> Segment:
+    s.text_source = source
+    return s
+
+
+def _sentences(words: list[Word]) -> list[list[Word]]:
+    out: list[list[Word]] = [[]]
+    for w in words:
+        out[-1].append(w)
+        if is_sentence_end(w.word):
+            out.append([])
+    return [s for s in out if s]
+
+
+def _speakers(transcript: Transcript, label: dict[str, str], segments: list[Segment], event_type: str) -> list[SpeakerInfo]:
+    """Names, roles and affiliations from the transcript; a speaker whose role the transcript does
+    not give takes the role speechfin's heuristics find; diarized speakers of the tail keep theirs."""
+    first, affiliation = {}, {}
+    for t in transcript.turns:
+        first.setdefault(t.speaker, t)
+        if t.affiliation:
+            affiliation.setdefault(t.speaker, t.affiliation)
+    heuristic = {s.speaker: s.role for s in assign_roles(segments, event_type)}
+    talk: dict[str, list[float]] = {}
+    for s in segments:
+        talk.setdefault(s.speaker, []).append(s.duration_s)
+    out = []
+    for name, lab in label.items():
+        if lab not in talk:
+            continue                          # in the transcript, never heard in the audio
+        t = first[name]
+        out.append(SpeakerInfo(lab, t.role or heuristic.get(lab, "unknown"), name, "", float(sum(talk[lab])),
+                               len(talk[lab]), affiliation=affiliation.get(name, ""), title=t.title))
+    for spk in talk:
+        if spk not in label.values():
+            out.append(SpeakerInfo(spk, heuristic.get(spk, "unknown"), "", "", float(sum(talk[spk])), len(talk[spk])))
+    return out
+
+
+def _link_voices(segments: list[Segment], turns: list[Turn]) -> tuple[dict[str, str], list[dict]]:
+    """Each transcript speaker's diarized voice (most overlap), and the stretches where the
+    diarized voice of a word is another speaker's voice."""
+    if not turns:
+        return {}, []
+    words = [w for s in segments for w in s.words]
+    diar = assign_speakers([Word(w.word, w.start_s, w.end_s, w.score) for w in words], turns)
+    overlap: dict[str, dict[str, float]] = {}
+    for w, d in zip(words, diar):
+        overlap.setdefault(w.speaker, {}).setdefault(d.speaker, 0.0)
+        overlap[w.speaker][d.speaker] += w.end_s - w.start_s
+    voice_of = {t: max(v, key=v.get) for t, v in overlap.items()}
+    out: list[dict] = []
+    for w, d in zip(words, diar):
+        if voice_of.get(w.speaker) == d.speaker:
+            continue
+        if out and out[-1]["transcript_speaker"] == w.speaker and out[-1]["diarized_speaker"] == d.speaker and \
+                w.start_s - out[-1]["end_s"] < 1.0:
+            out[-1]["end_s"], out[-1]["n_words"] = w.end_s, out[-1]["n_words"] + 1
+        else:
+            out.append({"start_s": w.start_s, "end_s": w.end_s, "transcript_speaker": w.speaker,
+                        "diarized_speaker": d.speaker, "n_words": 1})
+    return voice_of, out
+
+
+# -- the flow's stage ---------------------------------------------------------------------------------
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass
+class CallSpeech:
+    """What the speakers-and-sections stage gives the rest of the flow."""
+
+    segments: list[Segment]
+    speakers: list[SpeakerInfo]
+    embeddings: dict[str, np.ndarray]        # per speaker label of ``speakers`` (for the cross-call voice link)
+    transcript: dict | None = None           # the ``transcripts`` row, if the manifest names a transcript
+    disagreements: list[dict] = field(default_factory=list)
+    warning: str = ""
+
+
+def segments_from_asr(asr_words: list[Word], turns: list[Turn], event_type: str, speakers_hint: str = "") -> tuple[
+        list[Segment], list[SpeakerInfo]]:
+    """The speakers-and-sections stage without a transcript: diarized words -> sentences -> roles and sections."""
+    from pipelines.roles import parse_speakers_hint
+
+    segments = build_segments(assign_speakers(asr_words, turns))
+    speakers = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
+    return assign_sections(segments, speakers), speakers
+
+
+def call_speech(asr_words: list[Word], turns: list[Turn], embeddings: dict[str, np.ndarray], event_type: str,
+                speakers_hint: str = "", transcript_path: str = "",
+                config: TranscriptConfig = TranscriptConfig()) -> CallSpeech:
+    """Segments and speakers of a call: from its transcript when the manifest names one that
+    belongs to the audio, else (and as the fallback, with a warning) from ASR and diarization."""
+    if not transcript_path:
+        return CallSpeech(*segments_from_asr(asr_words, turns, event_type, speakers_hint), embeddings)
+    t0 = time.perf_counter()
+    row = {"path": transcript_path, "sha256": file_sha256(transcript_path), "status": TranscriptStatus.REJECTED.value,
+           "reason": "", "shape": "", "encoding": "", "n_turns": 0, "n_speakers": 0, "transcript_coverage": float("nan"),
+           "asr_coverage": float("nan"), "turns_not_spoken": 0, "tail_s": 0.0, "seconds": 0.0}
+    try:
+        tr = read_transcript(transcript_path, event_type)
+        al = align_transcript(tr, asr_words, config)
+        row |= {"shape": tr.shape, "encoding": tr.encoding, "n_turns": len(tr.turns),
+                "n_speakers": len({t.speaker for t in tr.turns}) if tr.labelled else 0,
+                "transcript_coverage": al.transcript_coverage, "asr_coverage": al.asr_coverage}
+        if al.asr_coverage < config.min_asr_coverage:
+            raise TranscriptError(f"{transcript_path}: does not match the audio: {al.asr_coverage:.0%} of the "
+                                  f"transcribed words are in it (at least {config.min_asr_coverage:.0%} needed); "
+                                  f"is it the transcript of another call?")
+        res = transcript_call(tr, al, asr_words, turns, event_type, config)
+    except TranscriptError as exc:
+        segments, speakers = segments_from_asr(asr_words, turns, event_type, speakers_hint)
+        row |= {"reason": str(exc), "seconds": time.perf_counter() - t0}
+        return CallSpeech(segments, speakers, embeddings, row, [], f"transcript not used, ASR instead: {exc}")
+    row |= {"status": res.status.value, "turns_not_spoken": res.turns_not_spoken, "tail_s": res.tail_s,
+            "seconds": time.perf_counter() - t0,
+            "reason": "; ".join(x for x in (
+                f"{res.turns_not_spoken} turn(s) not found in the audio" if res.turns_not_spoken else "",
+                f"{res.tail_s:.1f} s of speech after the transcript ends (ASR text)" if res.tail_s else "") if x)}
+    emb = {spk: embeddings[d] for spk, d in res.voice_of.items() if d in embeddings}
+    emb |= {s.speaker: embeddings[s.speaker] for s in res.speakers if s.speaker in embeddings and s.speaker not in emb}
+    return CallSpeech(res.segments, res.speakers, emb, row, res.disagreements, "")
