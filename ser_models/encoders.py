@@ -325,8 +325,9 @@ class WhisperEncoder(FrameEncoder):
     """Whisper encoder in PyTorch, every hidden layer available, 50 frames/s.
 
     name "" loads the bundled tiny.en CTranslate2 weights into transformers' WhisperEncoder
-    (``ser_models.whisper_weights``); any other name is a Whisper hub id or folder
-    (``WhisperModel.from_pretrained(name).encoder``).  Can be fine-tuned.
+    (``ser_models.whisper_weights``); a folder with a CTranslate2 ``model.bin`` (e.g. the
+    faster-whisper base model) is read the same way; any other name is a Whisper hub id or
+    folder (``WhisperModel.from_pretrained(name).encoder``).  Can be fine-tuned.
     """
 
     hop_s = 0.02
@@ -334,7 +335,11 @@ class WhisperEncoder(FrameEncoder):
     def _load(self) -> None:
         from faster_whisper.feature_extractor import FeatureExtractor
 
-        if self.config.name:
+        if self.config.name and (Path(self.config.name) / "model.bin").is_file():
+            from ser_models.whisper_weights import whisper_encoder_from_ct2   # a CTranslate2 folder (faster-whisper)
+
+            self._model = whisper_encoder_from_ct2(self.config.name)
+        elif self.config.name:
             from transformers import AutoConfig, WhisperModel
             from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
