@@ -22,6 +22,7 @@ class TableSchema:
     partition_by: str
     extra_prefixes: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    optional: tuple[str, ...] = ()   # columns added in later versions: NULL when a writer leaves them out
 
     @property
     def columns(self) -> list[str]:
@@ -61,13 +62,14 @@ TABLES: dict[str, TableSchema] = {
             "speakers",
             _s(("call_id", S), ("speaker", S), ("role", S), ("name", S), ("voice_id", S),
                ("talk_time_s", F), ("n_segments", I), ("affiliation", S), ("title", S)),
-            "call_id", description="one row per speaker in a call",
+            "call_id", description="one row per speaker in a call", optional=("affiliation", "title"),
         ),
         TableSchema(
             "segments",
             _s(("call_id", S), ("segment_id", I), ("speaker", S), ("start_s", F), ("end_s", F),
                ("section", S), ("text", S), ("asr_confidence", F), ("text_source", S)),
             "call_id", description="speaker turns split at sentence boundaries; text_source asr | transcript",
+            optional=("text_source",),
         ),
         TableSchema(
             "transcripts",
@@ -121,6 +123,7 @@ TABLES: dict[str, TableSchema] = {
                ("scored_speech_s", F), *[(c, F) for c in CALL_ABNORMAL_COLUMNS], ("n_persons_with_baseline", I)),
             "call_id", extra_prefixes=("",),
             description="one row per call, finance features (columns: ser_models/calls.py CALL_FEATURE_DOCS)",
+            optional=(*CALL_ABNORMAL_COLUMNS, "n_persons_with_baseline"),
         ),
         TableSchema(
             "qa_pairs",

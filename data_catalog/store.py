@@ -97,6 +97,9 @@ def to_arrow(data: Any) -> pa.Table:
 
 def conform(table: pa.Table, spec: TableSchema) -> pa.Table:
     """Cast to the declared schema: required columns first, declared extras after."""
+    for c in spec.optional:
+        if c not in table.column_names:
+            table = table.append_column(c, pa.nulls(table.num_rows, spec.schema.field(c).type))
     missing = [c for c in spec.columns if c not in table.column_names]
     if missing:
         raise CatalogError(f"table {spec.name!r}: missing columns {missing}")

@@ -59,6 +59,8 @@ def check_part(table: str, path: Path) -> str:
         return f"unreadable Parquet ({first_line(exc)})"
     for f in spec.schema:
         if f.name not in data.column_names:
+            if f.name in spec.optional:   # a part written before the column existed: read as NULL
+                continue
             return f"column {f.name!r} is missing"
         got = data.schema.field(f.name).type
         if not got.equals(f.type):

@@ -302,16 +302,33 @@ def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.nda
     return out
 
 
-def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_speakers: int | None = None,
-            cfg: DiarizationConfig = DiarizationConfig(), speech: list[tuple[float, float]] | None = None) -> Diarization:
-    """Stage function (embedded profile): speaker turns of ``audio`` (within VAD ``speech`` if given)."""
+@dataclass
+class Tracks:
+    """Steps 1-3 of the embedded diarization: what clustering works on.
+
+    track: (C, K) track id of each window's local speaker (-1: none); E: (n, D) unit track
+    embeddings; secs: (n,) seconds of exclusive speech behind each embedding; cannot: (n, n)
+    tracks active in the same window."""
+
+    track: np.ndarray
+    E: np.ndarray
+    secs: np.ndarray
+    cannot: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.E)
+
+
+def prepare_tracks(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder,
+                   cfg: DiarizationConfig = DiarizationConfig()) -> Tracks | None:
+    """Local speakers stitched into tracks, one embedding per track (None: no speech)."""
     track, active = stitch_tracks(seg, cfg)
     n_tracks = int(track.max()) + 1 if (track >= 0).any() else 0
     if n_tracks == 0:
-        return Diarization([], {}, 0)
+        return None
     spans = track_activity(seg, track, active, n_tracks)
     E, secs = embed_tracks(audio, seg, spans, encoder, cfg)
-    # cannot-link: two tracks active in the same window are different local speakers
     present = np.zeros((seg.num_chunks, n_tracks), bool)
     for k in range(track.shape[1]):
         cs = np.flatnonzero(track[:, k] >= 0)
@@ -319,9 +336,17 @@ def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_s
     p = present.astype(np.float32)
     cannot = (p.T @ p) > 0
     np.fill_diagonal(cannot, False)
+    return Tracks(track, E, secs, cannot)
+
+
+def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speakers: int | None = None,
+                   cfg: DiarizationConfig = DiarizationConfig(),
+                   speech: list[tuple[float, float]] | None = None) -> Diarization:
+    """Steps 4-5: cluster the tracks into speakers and rebuild the turns."""
+    E, secs, cannot, track = tr.E, tr.secs, tr.cannot, tr.track
     reliable = secs >= cfg.min_embed_s
-    labels = np.full(n_tracks, -1, np.int64)
-    idx = np.flatnonzero(reliable) if reliable.any() else np.arange(n_tracks)
+    labels = np.full(tr.n, -1, np.int64)
+    idx = np.flatnonzero(reliable) if reliable.any() else np.arange(tr.n)
     labels[idx] = constrained_ahc(E[idx], secs[idx], cannot[np.ix_(idx, idx)], cfg.threshold, num_speakers)
     # like pyannote's min_cluster_size: a cluster with too little speech is not a speaker
     size = np.bincount(labels[idx], weights=secs[idx])
@@ -350,7 +375,16 @@ def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_s
             turns.append(Turn(round(a, 3), round(min(b, audio.duration_s), 3), f"SPEAKER_{new:02d}"))
     turns.sort(key=lambda t: (t.start_s, t.speaker))
     emb = {f"SPEAKER_{new:02d}": centroids[s] for new, s in enumerate(order) if talk[s] > 0}
-    return Diarization(turns, emb, n_tracks)
+    return Diarization(turns, emb, tr.n)
+
+
+def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_speakers: int | None = None,
+            cfg: DiarizationConfig = DiarizationConfig(), speech: list[tuple[float, float]] | None = None) -> Diarization:
+    """Stage function (embedded profile): speaker turns of ``audio`` (within VAD ``speech`` if given)."""
+    tr = prepare_tracks(audio, seg, encoder, cfg)
+    if tr is None:
+        return Diarization([], {}, 0)
+    return cluster_tracks(audio, seg, tr, num_speakers, cfg, speech)
 
 
 # --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_write_read_round_trip_and_query(tmp_path):
     cat.write("segments", "aaaa", _segments("aaaa", 3))
     cat.write("segments", "bbbb", _segments("bbbb", 5))
     back = cat.read("segments", "aaaa").to_pylist()
-    assert back == _segments("aaaa", 3)
+    assert back == [r | {"text_source": None} for r in _segments("aaaa", 3)]   # an optional column left out: NULL
     assert cat.read("segments").schema.equals(TABLES["segments"].schema)
     cat.write("calls", "aaaa", _call("aaaa"))
     cat.write("calls", "bbbb", _call("bbbb"))

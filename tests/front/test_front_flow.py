@@ -280,7 +280,8 @@ def test_manifest_corrections_update_the_calls_row(processed, prefect_harness, t
            {k: old[k] for k in ("duration_s", "source_uri", "processed_at", "profile")}
     after = _parts(cat)
     changed = sorted({p.split("/")[1] for p in after if before.get(p) != after[p]})
-    assert changed == ["calls"]  # no audio work: speakers, segments, words, emotions untouched
+    # no audio work: speakers, segments, words, emotions untouched; the person baselines follow the new event_time
+    assert changed == ["calls", "speaker_baselines"]
     assert dup.status == CallStatus.SKIPPED and dup.call_id == old["call_id"]
     assert dup.warning == (f"{archive.resolve() / 'again.m4a'} (manifest row 3): same audio as manifest row 2 "
                            f"({call}, call {old['call_id']}), with different entity; kept row 2's metadata, "
