@@ -247,11 +247,14 @@ class StudyResults:
     def study_id(self) -> str:
         return self.spec.study_id
 
+    def sample_line(self) -> str:
+        """'sample N event(s), K kept, D dropped (S s)'."""
+        return (f"sample {len(self.events)} event(s), {len(self.event_study.events)} kept, {len(self.dropped)} dropped "
+                f"({self.seconds:.1f} s)")
+
     def summary(self) -> str:
         es = self.event_study
-        lines = [f"Study {self.study_id}: {self.spec.title}",
-                 f"sample {len(self.events)} event(s), {len(es.events)} kept, {len(self.dropped)} dropped "
-                 f"({self.seconds:.1f} s)"]
+        lines = [f"Study {self.study_id}: {self.spec.title}", self.sample_line()]
         for r in self.dropped.itertuples():
             lines.append(f"  dropped {r.event_id} ({r.ticker}): {r.reason}")
         lines += ["", es.summary(), ""]

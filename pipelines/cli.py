@@ -101,7 +101,7 @@ def run(
     if isinstance(summary.error, (ManifestError, ModelLoadError)):  # nothing ran: bad input or configuration
         fail(str(summary.error))
     _print_summary(summary)
-    for line in result.summary().splitlines()[len(summary.summary().splitlines()):]:
+    for line in result.after_archive():
         typer.echo(line)
     if summary.error is not None:  # a catalog write failed (disk full, permissions): stopped
         fail(str(summary.error), ExitCode.FAILED)

@@ -38,7 +38,7 @@ def serve(
     from finance.errors import FinanceError
     from finance.studies import load_spec
     from pipelines.archive import ManifestError
-    from pipelines.flows_serve import ArchiveGoneError, serve_archive, watch_archive
+    from pipelines.flows_serve import ArchiveGoneError, check_cron, serve_archive, watch_archive
     from pipelines.models import ModelLoadError
     from pipelines.settings import default_catalog, get_profile
 
@@ -51,12 +51,10 @@ def serve(
             summary = watch_archive(str(archive), str(cat), str(reports or ""), list(study), profile, list(fmt))
             typer.echo(summary.summary())
             raise typer.Exit(int(run_code(len(summary.processed), len(summary.failed))))
-        from prefect.client.schemas.schedules import CronSchedule
-
         try:
-            CronSchedule(cron=cron, timezone="UTC")
+            check_cron(cron)
         except ValueError as exc:
-            fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", ExitCode.USAGE)
+            fail(exc, ExitCode.USAGE)
         typer.echo(f"serving {archive} -> {Catalog(cat).root} on '{cron}' (UTC); stop with Ctrl-C")
         serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name)
     except (ArchiveGoneError, CatalogError) as exc:

@@ -33,13 +33,16 @@ class MainJobSummary:
         """Studies and reports that failed (calls are counted in ``archive``)."""
         return sum(v.startswith("failed") for v in self.studies.values()) + len(self.failures)
 
-    def summary(self) -> str:
-        lines = [self.archive.summary()]
-        lines += [f"study {k}: {v}" for k, v in self.studies.items()]
+    def after_archive(self) -> list[str]:
+        """The lines about studies, reports and stage times (the archive has its own summary)."""
+        lines = [f"study {k}: {v}" for k, v in self.studies.items()]
         lines += [f"report written: {r}" for r in self.reports]
         lines += [f"report failed: {r}" for r in self.failures]
         lines.append("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()))
-        return "\n".join(lines)
+        return lines
+
+    def summary(self) -> str:
+        return "\n".join([self.archive.summary(), *self.after_archive()])
 
 
 @flow(name="speechfin_main", validate_parameters=False, log_prints=True)

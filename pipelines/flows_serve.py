@@ -220,7 +220,7 @@ def study_task(spec: str, catalog_dir: str) -> str:
     from pipelines.study_inputs import CatalogEvidence
 
     catalog = Catalog(catalog_dir)
-    return run_study(spec, catalog, evidence=CatalogEvidence(catalog)).summary().splitlines()[1]
+    return run_study(spec, catalog, evidence=CatalogEvidence(catalog)).sample_line()
 
 
 @task(name="render-report", cache_policy=NONE)
@@ -335,6 +335,16 @@ def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies
 
 
 # ---------------------------------------------------------------------------- serving
+def check_cron(cron: str) -> None:
+    """ValueError with a one-line reason if ``cron`` is not a cron schedule Prefect accepts."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})") from None
+
+
 def build_deployment(archive: Path, catalog_dir: Path, cron: str = DEFAULT_CRON, reports_dir: Path | None = None,
                      studies: list[str] | None = None, profile: str = "embedded", formats: list[str] | None = None,
                      name: str | None = None):
