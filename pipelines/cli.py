@@ -177,6 +177,31 @@ def query(
                else f"{head.num_rows} rows")
 
 
+@app.command()
+def explore(
+    catalog: Optional[Path] = typer.Option(None, "--catalog", "-c", help="Catalog folder (default: as for `speechfin run`)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 makes the catalog visible to the network)."),
+    port: int = typer.Option(8050, help="Port."),
+    token: Optional[str] = typer.Option(None, "--token", help="Require this access token on every request "
+                                                              "(or set SPEECHFIN_EXPLORE_TOKEN)."),
+) -> None:
+    """Browse the catalog in the browser: calls, a call page with audio, transcript and scores in sync,
+    speakers, studies and a read-only SQL console (offline; reads the catalog, computes nothing)."""
+    import os
+
+    import uvicorn
+
+    from reports.explorer import TOKEN_ENV, create_app
+
+    cat = _catalog_dir(catalog)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"warning: binding {host}: anyone who can reach this machine can read the catalog"
+                    + ("" if token or os.environ.get(TOKEN_ENV) else " (no --token given)"), fg=typer.colors.YELLOW,
+                    err=True)
+    typer.echo(f"speechfin explorer on http://{host}:{port}/ (catalog {cat}); stop with Ctrl-C")
+    uvicorn.run(create_app(cat, token), host=host, port=port, log_level="warning")
+
+
 @eval_app.command("diarization")
 def eval_diarization(
     audio: Path = typer.Option(..., "--audio", help="Recording to diarize."),
