@@ -191,7 +191,7 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
 
     def call_tables(call_id: str) -> dict[str, pd.DataFrame]:
         out = {}
-        for t in ("segments", "words", "speakers", "emotions", "qa_pairs"):
+        for t in ("segments", "words", "speakers", "emotions", "qa_pairs", "trajectories"):
             out[t] = catalog.read(t, call_id).to_pandas() if catalog.has(t, call_id) else pd.DataFrame()
         return out
 
@@ -222,7 +222,9 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
         return JSONResponse({"call": row, "speakers": _records(t["speakers"].drop(columns=["call_id"], errors="ignore")),
                              "segments": _records(seg.drop(columns=["call_id"], errors="ignore").sort_values("start_s")),
                              "words": _records(words),
-                             "qa_pairs": _records(t["qa_pairs"].drop(columns=["call_id"], errors="ignore"))})
+                             "qa_pairs": _records(t["qa_pairs"].drop(columns=["call_id"], errors="ignore")),
+                             "trajectories": _records(t["trajectories"].reindex(
+                                 columns=["speaker", "segment_id", "t_s", "tone", "tone_smooth"]))})
 
     @app.get("/calls/{call_id}/audio")
     def call_audio(call_id: str):

@@ -23,12 +23,59 @@
     return ans;
   }
 
+  // the emotion trajectory (uPlot, vendored): one x grid of segment midpoints; a series per speaker's
+  // smoothed voice tone, the text tone, and the class probabilities (hidden until picked in the legend)
+  function drawChart(data, people, duration) {
+    const box = document.getElementById("chart");
+    if (typeof uPlot === "undefined" || !data.segments.length) return;
+    const segs = data.segments.filter(g => g.tone !== null && g.tone !== undefined)
+      .map(g => Object.assign({ mid: (g.start_s + g.end_s) / 2 }, g)).sort((a, b) => a.mid - b.mid);
+    if (!segs.length) return;
+    const x = segs.map(g => g.mid);
+    const smooth = {};
+    (data.trajectories || []).forEach(r => { smooth[r.segment_id] = r.tone_smooth; });
+    const series = [{ label: "time (s)" }], ys = [x];
+    const speakers = data.speakers.filter(s => s.role !== "operator");
+    speakers.forEach(s => {
+      ys.push(segs.map(g => g.speaker === s.speaker ? (smooth[g.segment_id] ?? g.tone) : null));
+      series.push({ label: (people[s.speaker] || {}).name + " voice", stroke: (people[s.speaker] || {}).color,
+                    width: 2, spanGaps: true });
+    });
+    ys.push(segs.map(g => g.text_tone ?? null));
+    series.push({ label: "text tone", stroke: "#888", dash: [4, 4], width: 1, points: { show: false } });
+    const probs = Object.keys(segs[0]).filter(k => k.startsWith("p_"));
+    probs.forEach((k, i) => {
+      ys.push(segs.map(g => g[k] ?? null));
+      series.push({ label: k.slice(2), stroke: COLORS[(i + 3) % COLORS.length], width: 1, show: false });
+    });
+    const qa = data.segments.filter(g => g.section === "qa").map(g => g.start_s);
+    const qaStart = qa.length ? Math.min(...qa) : null;
+    const shade = u => {
+      if (qaStart === null) return;
+      const ctx = u.ctx, left = u.valToPos(qaStart, "x", true), right = u.valToPos(duration, "x", true);
+      ctx.save(); ctx.fillStyle = "rgba(240, 160, 60, 0.12)";
+      ctx.fillRect(left, u.bbox.top, right - left, u.bbox.height); ctx.restore();
+    };
+    const width = Math.max(400, box.clientWidth || 900);
+    const plot = new uPlot({
+      width: width, height: 240, series: series,
+      scales: { x: { time: false, range: [0, duration] }, y: { range: [-1, 1] } },
+      axes: [{ label: "seconds into the call" }, { label: "tone / probability" }],
+      hooks: { drawClear: [shade] },
+    }, ys, box);
+    plot.over.addEventListener("click", e => {
+      const t = plot.posToVal(e.offsetX, "x");
+      if (isFinite(t)) seek(Math.max(0, t));
+    });
+    box.dataset.series = String(series.length - 1);
+  }
+
   fetch("/calls/" + encodeURIComponent(callId) + "/data.json", { credentials: "same-origin" })
     .then(r => r.json()).then(render);
 
   function render(data) {
     const segs = data.segments, words = data.words;
-    const duration = data.call.duration_s || (segs.length ? segs[segs.length - 1].end_s : 1);
+    const duration = Math.max(data.call.duration_s || 0, ...segs.map(g => g.end_s), 1);
     const people = {};
     data.speakers.forEach((s, i) => { people[s.speaker] = { name: s.name || s.speaker, role: s.role, color: COLORS[i % COLORS.length] }; });
 
@@ -89,6 +136,8 @@
       tbody.appendChild(tr);
       rows.push(tr);
     });
+
+    drawChart(data, people, duration);
 
     const segStarts = segs.map(g => g.start_s), wordStarts = wordEls.map(w => w.start);
     let curSeg = -1, curWord = -1;

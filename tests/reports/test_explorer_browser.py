@@ -95,6 +95,15 @@ def test_call_page_seeks_and_highlights_words(server, browser):
     spoken = words[(words["start_s"] > target.start_s) & (words["start_s"] <= t_now)]
     if len(spoken) > 1:
         assert later != first
+    # the trajectory chart: drawn (uPlot, served locally), and a click on it seeks
+    assert int(page.get_attribute("#chart", "data-series")) >= 3
+    page.evaluate("document.getElementById('player').pause()")
+    page.locator("#chart .u-over").scroll_into_view_if_needed()
+    box = page.locator("#chart .u-over").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)
+    duration = max(float(cat.read("calls", CALL).to_pandas()["duration_s"].iloc[0]), float(seg["end_s"].max()))
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {0.25 * duration}) < "
+                           f"{0.03 * duration}", timeout=5_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explore_call.png"), full_page=False)
     assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]   # offline
