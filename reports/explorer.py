@@ -315,9 +315,10 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
 
     @app.get("/reports/{name}")
     def report_file(name: str):
-        folder = catalog.root / "reports"
-        names = {p.name: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
-        if name not in names:          # only a file listed in the catalog's reports folder, by its exact name
+        folder = (catalog.root / "reports").resolve()
+        names = {p.name: p for p in folder.iterdir() if p.is_file() and not p.is_symlink()} if folder.is_dir() else {}
+        # only a regular file of the catalog's reports folder, by its exact name (no symlink out of it)
+        if name not in names or names[name].resolve().parent != folder:
             return not_found(f"No report {name!r}.")
         return FileResponse(names[name])
 

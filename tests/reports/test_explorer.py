@@ -140,3 +140,30 @@ def test_empty_and_missing_catalogs_give_a_clear_page(tmp_path):
     Catalog(tmp_path / "empty").ensure_writable()
     r = TestClient(create_app(tmp_path / "empty")).get("/")
     assert r.status_code == 200 and ("has no calls yet" in r.text or "No catalog at" in r.text)
+
+
+def test_reports_are_served_by_name_and_symlinks_are_refused(env):
+    root, cat, client = env
+    folder = cat.root / "reports"
+    folder.mkdir(exist_ok=True)
+    (folder / f"call_{CALL}.html").write_text("<html>report</html>")
+    (folder / "evil.html").symlink_to("/etc/passwd")
+    assert client.get(f"/reports/call_{CALL}.html").text == "<html>report</html>"
+    r = client.get("/reports/evil.html")
+    assert r.status_code == 404 and "root:" not in r.text
+    assert f'href="/reports/call_{CALL}.html"' in client.get(f"/calls/{CALL}").text
+
+
+def test_explore_command_warns_when_not_on_localhost(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import uvicorn
+    from pipelines import cli
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.update(host=host, port=port))
+    r = CliRunner().invoke(cli.app, ["explore", "--catalog", str(tmp_path), "--host", "0.0.0.0", "--port", "8099"])
+    assert r.exit_code == 0 and "warning: binding 0.0.0.0" in r.output and "no --token given" in r.output
+    assert served == {"host": "0.0.0.0", "port": 8099}
+    r = CliRunner().invoke(cli.app, ["explore", "--catalog", str(tmp_path)])
+    assert "warning" not in r.output and served["host"] == "127.0.0.1"
