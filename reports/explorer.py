@@ -219,12 +219,17 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
                     "attention_top15_share", "skip_reason", *[c for c in emo.columns if c.startswith("p_")]]
             seg = seg.merge(emo.reindex(columns=keep), on="segment_id", how="left")
         words = t["words"].reindex(columns=["segment_id", "word", "start_s", "end_s"]).sort_values("start_s")
-        return JSONResponse({"call": row, "speakers": _records(t["speakers"].drop(columns=["call_id"], errors="ignore")),
-                             "segments": _records(seg.drop(columns=["call_id"], errors="ignore").sort_values("start_s")),
-                             "words": _records(words),
-                             "qa_pairs": _records(t["qa_pairs"].drop(columns=["call_id"], errors="ignore")),
-                             "trajectories": _records(t["trajectories"].reindex(
-                                 columns=["speaker", "segment_id", "t_s", "tone", "tone_smooth"]))})
+
+        def rows(df: pd.DataFrame) -> str:   # pandas writes the JSON (NaN -> null) at C speed
+            return df.drop(columns=["call_id"], errors="ignore").to_json(orient="records", date_format="iso")
+
+        import json
+
+        body = (f'{{"call": {json.dumps(row)}, "speakers": {rows(t["speakers"])}, '
+                f'"segments": {rows(seg.sort_values("start_s"))}, "words": {rows(words)}, '
+                f'"qa_pairs": {rows(t["qa_pairs"])}, "trajectories": '
+                f'{rows(t["trajectories"].reindex(columns=["speaker", "segment_id", "t_s", "tone", "tone_smooth"]))}}}')
+        return Response(body, media_type="application/json")
 
     @app.get("/calls/{call_id}/audio")
     def call_audio(call_id: str):
