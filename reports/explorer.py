@@ -225,7 +225,14 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
 
         import json
 
-        body = (f'{{"call": {json.dumps(row)}, "speakers": {rows(t["speakers"])}, '
+        threshold = None
+        if len(emo):
+            from ser_models.cards import find_card
+
+            card, _ = find_card(str(emo["model_id"].iloc[0]))
+            threshold = ((card or {}).get("calibration") or {}).get("hotspot_threshold")
+        body = (f'{{"call": {json.dumps(row)}, "hotspot_threshold": {json.dumps(threshold)}, '
+                f'"speakers": {rows(t["speakers"])}, '
                 f'"segments": {rows(seg.sort_values("start_s"))}, "words": {rows(words)}, '
                 f'"qa_pairs": {rows(t["qa_pairs"])}, "trajectories": '
                 f'{rows(t["trajectories"].reindex(columns=["speaker", "segment_id", "t_s", "tone", "tone_smooth"]))}}}')
@@ -271,8 +278,12 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
                 tone.append(None)
         rows = rows.assign(voice_tone=tone)
         names = sorted({n for n in p["name"] if n})
+        chart = {"x": [int(pd.Timestamp(t).timestamp()) for t in rows["event_time"]], "xTime": True, "xLabel": "date",
+                 "yLabel": "tone", "series": [{"label": "this voice's tone", "values": [_clean(v) for v in rows["voice_tone"]]},
+                                              {"label": "call tone", "color": "#888",
+                                               "values": [_clean(v) for v in rows["call_tone"]]}]}
         return page("explore_speaker.html.j2", title=names[0] if names else voice_id, voice_id=voice_id, names=names,
-                    rows=_records(rows))
+                    rows=_records(rows), chart=chart)
 
     @app.get("/studies/{study_id}", response_class=HTMLResponse)
     def study_page(study_id: str):
@@ -284,8 +295,14 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
                  ("test", "caar", "regression", "regression_mi", "regression_fit")}
         dropped = catalog.read("study_dropped", study_id).to_pandas() if catalog.has("study_dropped", study_id) \
             else pd.DataFrame()
+        caar = r[r["kind"] == "caar"].sort_values("rel_day")
+        est, se = caar["estimate"].to_numpy(float), caar["std_error"].to_numpy(float)
+        chart = {"x": [int(d) for d in caar["rel_day"]], "xTime": False, "xLabel": "trading days from day 0",
+                 "yLabel": "CAAR", "series": [{"label": "CAAR", "values": [_clean(v) for v in est],
+                                               "band": [[_clean(v) for v in est - 1.96 * se],
+                                                        [_clean(v) for v in est + 1.96 * se]]}]}
         return page("explore_study.html.j2", title=meta.get("title") or study_id, study_id=study_id, meta=meta,
-                    kinds=kinds, dropped=_records(dropped.head(200)))
+                    kinds=kinds, dropped=_records(dropped.head(200)), chart=chart)
 
     @app.get("/sql", response_class=HTMLResponse)
     def sql_page(q: str = "", format: str = ""):

@@ -1,8 +1,34 @@
 // The call page: speaker lanes, transcript and segment table, kept in sync with the audio.
 // Every text is inserted with textContent (never as HTML), so a transcript cannot inject markup.
 "use strict";
+// Charts of the speaker and study pages: a <script type="application/json" class="chart-data"> holds
+// {"x": [...], "series": [{"label", "values", "color", "band": [lo, hi]?}], "xTime": bool, "xLabel", "yLabel"}
+function drawSeriesCharts() {
+  if (typeof uPlot === "undefined") return;
+  document.querySelectorAll("script.chart-data").forEach(node => {
+    const spec = JSON.parse(node.textContent);
+    const box = document.getElementById(node.dataset.target);
+    const data = [spec.x], series = [{ label: spec.xLabel }], bands = [];
+    spec.series.forEach(s => {
+      if (s.band) {
+        const lo = data.length;
+        data.push(s.band[0], s.band[1]);
+        series.push({ label: s.label + " low", stroke: "transparent", points: { show: false } },
+                    { label: s.label + " high", stroke: "transparent", points: { show: false } });
+        bands.push({ series: [lo + 1, lo], fill: "rgba(31, 78, 140, 0.15)" });
+      }
+      data.push(s.values);
+      series.push({ label: s.label, stroke: s.color || "#1f4e8c", width: 2, spanGaps: true });
+    });
+    new uPlot({ width: Math.max(400, box.clientWidth || 900), height: 220, series: series, bands: bands,
+                scales: { x: { time: !!spec.xTime } }, axes: [{ label: spec.xLabel }, { label: spec.yLabel }] }, data, box);
+    box.dataset.drawn = "1";
+  });
+}
 (function () {
-  const callId = JSON.parse(document.getElementById("call-id").textContent);
+  const idEl = document.getElementById("call-id");
+  if (!idEl) { drawSeriesCharts(); return; }
+  const callId = JSON.parse(idEl.textContent);
   const player = document.getElementById("player");
   const COLORS = ["#1f4e8c", "#d64545", "#2e8b57", "#b8860b", "#6a5acd", "#008b8b", "#8b4513", "#c71585"];
 
@@ -91,6 +117,11 @@
         b.style.width = Math.max(0.15, 100 * (g.end_s - g.start_s) / duration) + "%";
         b.style.background = people[s.speaker].color;
         b.title = clock(g.start_s) + " " + (g.text || "");
+        if (data.hotspot_threshold !== null && g.attention_top15_share !== null &&
+            g.attention_top15_share >= data.hotspot_threshold) {
+          b.classList.add("hotspot");        // attention concentrated on a few words: a moment to listen to
+          b.title = "attention hotspot · " + b.title;
+        }
         b.addEventListener("click", () => seek(g.start_s));
         track.appendChild(b);
       });

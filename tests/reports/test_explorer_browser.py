@@ -47,6 +47,12 @@ def server(tmp_path_factory):
         cid = f"c{i:015d}"
         synthetic_call(cat, cid, n_segments=10, seed=i + 1)
         cat.write("calls", cid, cat.read("calls", cid).to_pandas().assign(entity=ent))
+    days = np.arange(-5, 6)
+    cat.write("study_results", "s1", pd.DataFrame({
+        "study_id": "s1", "kind": ["meta"] + ["caar"] * len(days), "group": "", "name": ["title"] + [str(d) for d in days],
+        "window": "-5:5", "rel_day": [None] + [int(d) for d in days], "estimate": [np.nan] + list(0.001 * days),
+        "std_error": [np.nan] + [0.002] * len(days), "statistic": np.nan, "p_value": np.nan, "n": 30,
+        "value": ["A study"] + [None] * len(days)}))
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(cat.root), host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
@@ -132,4 +138,25 @@ def test_filter_the_list_and_run_queries(server, browser):
         msg = page.inner_text("#message")
         assert "refused" in msg or "Permission" in msg or "disabled" in msg.lower(), msg
     page.screenshot(path=str(ARTIFACTS / "explore_sql.png"))
+    page.close()
+
+
+def test_hotspots_speaker_and_study_charts(server, browser):
+    base, cat, seg, _ = server
+    page = browser.new_page()
+    page.goto(f"{base}/calls/{CALL}")
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    from ser_models.cards import find_card
+
+    emo = cat.read("emotions", CALL).to_pandas()
+    thr = find_card(str(emo["model_id"].iloc[0]))[0]["calibration"]["hotspot_threshold"]
+    want = int((emo["attention_top15_share"] >= thr).sum())
+    assert want > 0 and page.locator("#lanes .block.hotspot").count() == want
+    voice = cat.read("speakers", CALL).to_pandas()["voice_id"].iloc[0]
+    page.goto(f"{base}/speakers/{voice}")
+    page.wait_for_selector("#speaker-chart[data-drawn='1']", timeout=5_000)
+    page.goto(f"{base}/studies/s1")
+    page.wait_for_selector("#caar-chart[data-drawn='1']", timeout=5_000)
+    assert page.locator("#caar tbody tr").count() == 11
+    page.screenshot(path=str(ARTIFACTS / "explore_study.png"))
     page.close()
