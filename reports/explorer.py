@@ -50,10 +50,28 @@ class CallIndex:
     once and read again when the catalog's ``calls`` or ``call_features`` folders change."""
 
     def __init__(self, catalog: Catalog):
+        import threading
+
         self.catalog = catalog
         self._stamp: tuple = ()
         self.frame = pd.DataFrame()
         self.people = pd.DataFrame()
+        self._lock = threading.Lock()
+
+    def preload(self) -> None:
+        """Read the index in the background now, so that the first page does not wait for it."""
+        import threading
+
+        def run():
+            try:
+                t0 = time.perf_counter()
+                self.get()
+                log.info("explorer: %d calls indexed in %.1f s", len(self.frame), time.perf_counter() - t0)
+            except (CatalogError, OSError) as exc:
+                log.info("explorer: index not preloaded (%s)", exc)
+
+        if self.catalog.tables_root.is_dir():
+            threading.Thread(target=run, daemon=True).start()
 
     def _state(self) -> tuple:
         out = []
@@ -63,24 +81,42 @@ class CallIndex:
         return tuple(out)
 
     def get(self) -> pd.DataFrame:
-        stamp = self._state()
-        if stamp != self._stamp:
-            self._load()
-            self._stamp = stamp
-        return self.frame
+        with self._lock:
+            stamp = self._state()
+            if stamp != self._stamp:
+                self._load()
+                self._stamp = stamp
+            return self.frame
 
     def _load(self) -> None:
+        """The complete calls' ``calls``, ``call_features`` and ``speakers`` parts, read by DuckDB in
+        one parallel scan per table (10,000 calls in seconds; a part-by-part read takes minutes)."""
+        import duckdb
+
         c = self.catalog
-        calls = c.read("calls", skip_unreadable=True).to_pandas()
-        feats = c.read("call_features", complete_only=True, skip_unreadable=True).to_pandas()
-        spk = c.read("speakers", complete_only=True, skip_unreadable=True).to_pandas()
-        cols = ["call_id", "call_tone", "call_text_tone", "tone_change_prepared_to_qa"]
-        feats = feats.reindex(columns=cols).drop_duplicates("call_id")
+        done = set(c.keys("calls"))
+        con = duckdb.connect(":memory:", config={"threads": 2})
+
+        def scan(table: str, cols: list[str]) -> pd.DataFrame:
+            files = [c.part_path(table, k).as_posix() for k in c.keys(table) if k in done]
+            if not files:
+                return pd.DataFrame(columns=cols)
+            try:
+                sql = f"select {', '.join(cols)} from read_parquet($f, union_by_name=true)"
+                return con.sql(sql, params={"f": files}).to_arrow_table().to_pandas()
+            except duckdb.Error as exc:   # a part written or removed meanwhile: one part at a time, skipping bad ones
+                log.info("explorer: %s read part by part (%s)", table, str(exc).splitlines()[0])
+                return c.read(table, complete_only=True, skip_unreadable=True).to_pandas().reindex(columns=cols)
+
+        calls = scan("calls", ["call_id", "event_type", "entity", "event_time", "duration_s", "source_uri", "title"])
+        feats = scan("call_features", ["call_id", "call_tone", "call_text_tone", "tone_change_prepared_to_qa"])
+        spk = scan("speakers", ["call_id", "speaker", "role", "name", "voice_id"])
+        con.close()
         n = spk.groupby("call_id").size().rename("n_speakers")
-        df = calls.merge(feats, on="call_id", how="left").merge(n, on="call_id", how="left")
+        df = calls.merge(feats.drop_duplicates("call_id"), on="call_id", how="left").merge(n, on="call_id", how="left")
         df["event_time"] = pd.to_datetime(df["event_time"], utc=True)
         self.frame = df
-        self.people = spk.reindex(columns=["call_id", "speaker", "role", "name", "voice_id"]).fillna("")
+        self.people = spk.fillna("")
 
 
 def _clean(v: Any) -> Any:
@@ -107,6 +143,7 @@ def create_app(catalog_dir: str | os.PathLike[str], token: str | None = None):
 
     catalog = Catalog(catalog_dir)
     index = CallIndex(catalog)
+    index.preload()
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["num"] = lambda v, d=3: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.{d}f}"
     app = FastAPI(title="speechfin explorer", docs_url=None, redoc_url=None, openapi_url=None)
