@@ -167,3 +167,25 @@ def test_explore_command_warns_when_not_on_localhost(monkeypatch, tmp_path):
     assert served == {"host": "0.0.0.0", "port": 8099}
     r = CliRunner().invoke(cli.app, ["explore", "--catalog", str(tmp_path)])
     assert "warning" not in r.output and served["host"] == "127.0.0.1"
+
+
+def test_a_catalog_written_while_browsed(tmp_path):
+    """A call being written (parts present, no ``calls`` part yet) is invisible; once its ``calls``
+    part lands the list shows it without a restart; an unreadable part does not break the list."""
+    cat = Catalog(tmp_path / "c")
+    synthetic_call(cat, CALL, n_segments=10)
+    client = TestClient(create_app(cat.root))
+    assert client.get("/").text.count('data-call="') == 1
+    other = "b" * 16
+    synthetic_call(Catalog(tmp_path / "staging"), other, n_segments=10)
+    staged = Catalog(tmp_path / "staging")
+    for table in ("speakers", "segments", "words", "emotions", "call_features"):
+        cat.write(table, other, staged.read(table, other))
+    r = client.get("/")
+    assert r.status_code == 200 and r.text.count('data-call="') == 1          # not complete yet: not listed
+    assert client.get(f"/calls/{other}").status_code == 404
+    cat.write("calls", other, staged.read("calls", other))
+    assert client.get("/").text.count('data-call="') == 2                    # listed without a restart
+    cat.part_path("speakers", other).write_bytes(b"not parquet")             # a part broken meanwhile
+    r = client.get("/")
+    assert r.status_code == 200 and "Traceback" not in r.text and r.text.count('data-call="') >= 1
