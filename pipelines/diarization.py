@@ -237,7 +237,8 @@ def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, thre
     """Average-linkage clustering with cannot-link constraints; returns labels (n,).
 
     ``E``: (n, D) unit vectors; ``cannot``: (n, n) bool.  Merges the closest allowed pair
-    until the closest distance exceeds ``threshold`` (or ``num_speakers`` clusters remain).
+    until the closest distance exceeds ``threshold`` (or ``num_speakers`` clusters remain; a
+    given ``num_speakers`` is reached even where cannot-links block it: ``_merge_to``).
     """
     n = len(E)
     if n == 0:
@@ -269,8 +270,26 @@ def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, thre
         alive[j] = False
         label[label == j] = i
         n_clusters -= 1
+    if num_speakers is not None and n_clusters > num_speakers:
+        label = _merge_to(E, weights, label, num_speakers)
     _, out = np.unique(label, return_inverse=True)
     return out
+
+
+def _merge_to(E: np.ndarray, weights: np.ndarray, label: np.ndarray, k: int) -> np.ndarray:
+    """A number of speakers the user gives is honoured exactly: when cannot-links block the last
+    merges, the clusters with the closest (speech-weighted) centroids are merged anyway."""
+    label = label.copy()
+    w = np.maximum(weights.astype(np.float64), 1e-3)
+    while len(np.unique(label)) > max(k, 1):
+        ids = np.unique(label)
+        C = np.stack([(E[label == i] * w[label == i, None]).sum(0) for i in ids])
+        C /= np.linalg.norm(C, axis=1, keepdims=True) + 1e-9
+        D = 1.0 - C @ C.T
+        np.fill_diagonal(D, np.inf)
+        a, b = np.unravel_index(np.argmin(D), D.shape)
+        label[label == ids[b]] = ids[a]
+    return label
 
 
 # --------------------------------------------------------------------------------------

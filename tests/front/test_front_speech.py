@@ -39,6 +39,10 @@ def test_constrained_ahc_respects_cannot_link_and_threshold():
     assert labels[0] != labels[1] and len(set(labels)) == 3
     assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.3, num_speakers=1))) == 1
     assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.0, num_speakers=4))) == 4
+    # a given number of speakers is honoured exactly, even where cannot-links block the merges
+    blocked = ~np.eye(6, dtype=bool)
+    labels = constrained_ahc(E, np.ones(6), blocked, threshold=0.3, num_speakers=2)
+    assert len(set(labels)) == 2 and len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1
 
 
 def test_aggregate_matches_direct_average():
