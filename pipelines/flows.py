@@ -30,7 +30,7 @@ from pipelines.settings import Profile, get_profile
 from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
                               read_call, record_failure, transcript_current, write_call)
-from pipelines.transcripts import call_speech, file_sha256 as transcript_sha256
+from pipelines.transcripts import call_speech
 
 STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
@@ -94,8 +94,7 @@ class ArchiveSummary:
 
     @property
     def changed(self) -> bool:
-        return any(o.status in (CallStatus.PROCESSED, CallStatus.RESCORED, CallStatus.METADATA_UPDATED)
-                   for o in self.outcomes)
+        return changed(self.outcomes)
 
     def summary(self) -> str:
         lines = [f"archive {self.archive} -> catalog {self.catalog}",
@@ -255,7 +254,7 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
     progress.call_started(entry.file, len(STAGES))
     call_id = file_sha256(Path(entry.path))[:16] if Path(entry.path).is_file() else ""
     if call_id and not force and is_complete(catalog, call_id, profile.name) and \
-            transcript_current(catalog, call_id, entry.transcript and transcript_sha256(entry.transcript)):
+            transcript_current(catalog, call_id, entry.transcript and file_sha256(Path(entry.transcript))):
         changes = _run_stage("write tables", times, metadata_task, str(catalog.root), call_id, entry)
         model_id = load_emotion(profile.ser_checkpoint).model_id
         if "event_type" in changes:  # roles and sections depend on it, and the emotion features on them
@@ -377,13 +376,18 @@ def process_archive(archive: str, catalog_dir: str, profile: Profile | None = No
                 return done(exc)
             finally:
                 progress.call_done()
-    try:
-        if any(o.status != CallStatus.FAILED for o in outcomes):
+    try:   # a run that changed nothing leaves the baselines as they are (unless a catalog has none yet)
+        if changed(outcomes) or set(catalog.keys("calls")) - set(catalog.keys("speaker_baselines")):
             update_baselines(catalog)
         catalog.refresh_views()
     except CatalogError as exc:
         return done(exc)
     return done()
+
+
+def changed(outcomes: list[CallOutcome]) -> bool:
+    """Did any call of the batch change the catalog (processed, rescored or metadata updated)?"""
+    return any(o.status in (CallStatus.PROCESSED, CallStatus.RESCORED, CallStatus.METADATA_UPDATED) for o in outcomes)
 
 
 def _duplicate(entry: CallEntry, first: dict[str, CallEntry]) -> CallOutcome | None:

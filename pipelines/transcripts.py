@@ -49,8 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.audio import file_sha256
 from pipelines.roles import ROLES, assign_roles, assign_sections
-from pipelines.turns import assign_speakers, build_segments, is_sentence_end
+from pipelines.turns import assign_speakers, build_segments, split_sentences
 from pipelines.types import Segment, SpeakerInfo, Turn, Word
 
 
@@ -252,7 +253,6 @@ class Alignment:
     transcript_coverage: float
     asr_coverage: float
     seconds: float
-    last_anchor_s: float
 
     def summary(self) -> str:
         return (f"{self.anchored.sum()} of {len(self.anchored)} transcript tokens anchored "
@@ -288,9 +288,8 @@ def align_transcript(transcript: Transcript, asr_words: list[Word], config: Tran
             i, j = op.src_start + k, op.dest_start + k
             start[i], end[i], anchored[i], matched[j] = hs[j], he[j], True, True
     _interpolate(ref, start, end, anchored, config, turn_of)
-    last = float(np.nanmax(end[anchored])) if anchored.any() else 0.0
     return Alignment(start, end, anchored, matched, np.array(hyp_word, int), float(anchored.mean()) if n else 0.0,
-                     float(matched.mean()) if len(hyp) else 0.0, time.perf_counter() - t0, last)
+                     float(matched.mean()) if len(hyp) else 0.0, time.perf_counter() - t0)
 
 
 def _interpolate(ref: list[str], start: np.ndarray, end: np.ndarray, anchored: np.ndarray, cfg: TranscriptConfig,
@@ -401,7 +400,7 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
     segments: list[Segment] = []
     for ti, turn in enumerate(transcript.turns):
         ws = [w for i, w in tw if i == ti]
-        for sentence in _sentences(ws):
+        for sentence in split_sentences(ws):
             sid = len(segments)
             words = [Word(w.word, w.start_s, w.end_s, w.score, label[turn.speaker], sid) for w in sentence]
             segments.append(Segment(sid, label[turn.speaker], words[0].start_s, words[-1].end_s,
@@ -435,15 +434,6 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
 def _with_source(s: Segment, source: str) -> Segment:
     s.text_source = source
     return s
-
-
-def _sentences(words: list[Word]) -> list[list[Word]]:
-    out: list[list[Word]] = [[]]
-    for w in words:
-        out[-1].append(w)
-        if is_sentence_end(w.word):
-            out.append([])
-    return [s for s in out if s]
 
 
 def _speakers(transcript: Transcript, label: dict[str, str], segments: list[Segment], event_type: str) -> list[SpeakerInfo]:
@@ -498,12 +488,6 @@ def _link_voices(segments: list[Segment], turns: list[Turn]) -> tuple[dict[str, 
 
 # -- the flow's stage ---------------------------------------------------------------------------------
 
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 @dataclass
 class CallSpeech:
     """What the speakers-and-sections stage gives the rest of the flow."""
@@ -534,7 +518,8 @@ def call_speech(asr_words: list[Word], turns: list[Turn], embeddings: dict[str, 
     if not transcript_path:
         return CallSpeech(*segments_from_asr(asr_words, turns, event_type, speakers_hint), embeddings)
     t0 = time.perf_counter()
-    row = {"path": transcript_path, "sha256": file_sha256(transcript_path), "status": TranscriptStatus.REJECTED.value,
+    row = {"path": transcript_path, "sha256": file_sha256(Path(transcript_path)),
+           "status": TranscriptStatus.REJECTED.value,
            "reason": "", "shape": "", "encoding": "", "n_turns": 0, "n_speakers": 0, "transcript_coverage": float("nan"),
            "asr_coverage": float("nan"), "turns_not_spoken": 0, "tail_s": 0.0, "seconds": 0.0}
     try:

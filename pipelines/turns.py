@@ -73,10 +73,8 @@ def _smooth_runs(words: list[Word], min_words: int = 3, min_s: float = 1.0) -> l
     return runs
 
 
-def build_segments(words: list[Word], max_pause_s: float = 3.0) -> list[Segment]:
-    """Split the word stream into sentences (sentence-final punctuation, or pauses longer
-    than ``max_pause_s``), then each sentence at speaker changes, so a segment is one
-    speaker's sentence (or part of one).  Sets ``Word.segment_id``."""
+def split_sentences(words: list[Word], max_pause_s: float = float("inf")) -> list[list[Word]]:
+    """The word stream cut after sentence-final punctuation, and at pauses longer than ``max_pause_s``."""
     sentences: list[list[Word]] = [[]]
     for w in words:
         if sentences[-1] and w.start_s - sentences[-1][-1].end_s > max_pause_s:
@@ -84,9 +82,16 @@ def build_segments(words: list[Word], max_pause_s: float = 3.0) -> list[Segment]
         sentences[-1].append(w)
         if is_sentence_end(w.word):
             sentences.append([])
+    return [s for s in sentences if s]
+
+
+def build_segments(words: list[Word], max_pause_s: float = 3.0) -> list[Segment]:
+    """Split the word stream into sentences (sentence-final punctuation, or pauses longer
+    than ``max_pause_s``), then each sentence at speaker changes, so a segment is one
+    speaker's sentence (or part of one).  Sets ``Word.segment_id``."""
     segments: list[Segment] = []
-    for sentence in sentences:
-        for run in _smooth_runs(sentence) if sentence else []:
+    for sentence in split_sentences(words, max_pause_s):
+        for run in _smooth_runs(sentence):
             sid = len(segments)
             ws = [Word(w.word, w.start_s, w.end_s, w.score, w.speaker, sid) for w in run]
             segments.append(Segment(sid, ws[0].speaker, ws[0].start_s, ws[-1].end_s, " ".join(w.word for w in ws),

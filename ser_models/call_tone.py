@@ -32,6 +32,12 @@ EXCLUDED_ROLES = ("operator",)
 TONE_FEATURES = tuple([f"{r}_{s}_tone" for r, s in ROLE_SECTIONS] + ["tone_change_prepared_to_qa", "call_tone"])
 
 
+def weighted_mean(x: pd.Series, w: pd.Series) -> float:
+    """Mean of ``x`` weighted by ``w`` (segment durations) over the rows with a value; NaN if none."""
+    ok = x.notna()
+    return float(np.average(x[ok], weights=w[ok])) if ok.any() and w[ok].sum() > 0 else np.nan
+
+
 def tone_weights(scored: pd.DataFrame) -> pd.DataFrame:
     """Weight of each segment in each voice-tone feature of its call (``TONE_FEATURES``).
     ``scored``: non-operator segments with a tone (role, section, w = duration in seconds,

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from data_catalog.schemas import CALL_ABNORMAL_COLUMNS
-from ser_models.call_tone import EXCLUDED_ROLES, ROLE_SECTIONS, TONE_FEATURES, tone_weights
+from ser_models.call_tone import EXCLUDED_ROLES, ROLE_SECTIONS, TONE_FEATURES, tone_weights, weighted_mean
 from ser_models.encoders import frame_times, slice_frames
 from ser_models.features import (arousal_valence, fused_tone, kernel_smooth, lm_scores, negative_mask, stance,
                                  tone, top_share, top_words)
@@ -214,11 +214,6 @@ def trajectories(emotions: pd.DataFrame, segments: pd.DataFrame, labels, bandwid
     return df[cols].reset_index(drop=True)
 
 
-def _wmean(x: pd.Series, w: pd.Series) -> float:
-    ok = x.notna()
-    return float(np.average(x[ok], weights=w[ok])) if ok.any() and w[ok].sum() > 0 else np.nan
-
-
 def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataFrame, labels,
                   hotspot_threshold: float) -> dict[str, float]:
     """One row of finance features (without call_id/model_id); columns in CALL_FEATURE_DOCS."""
@@ -235,7 +230,7 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
                              for f in TONE_FEATURES}
     for r, s in ROLE_SECTIONS:
         g = scored[(scored["role"] == r) & (scored["section"] == s)]
-        out[f"{r}_{s}_neg_share"] = _wmean(is_neg[g.index], g["w"])
+        out[f"{r}_{s}_neg_share"] = weighted_mean(is_neg[g.index], g["w"])
     mean = out["call_tone"]
     ok = scored["tone"].notna()
     out["tone_volatility"] = (float(np.sqrt(np.average((scored["tone"][ok] - mean) ** 2, weights=scored["w"][ok])))
@@ -244,11 +239,11 @@ def call_features(emotions: pd.DataFrame, segments: pd.DataFrame, traj: pd.DataF
     out["min_smoothed_tone"] = float(keep.min()) if keep.notna().any() else np.nan
     out["n_hotspots"] = int((scored["attention_top15_share"] >= hotspot_threshold).sum())
     out |= lm_scores(" ".join(df["text"].fillna("").astype(str)))
-    out["call_tone_abs"] = _wmean(df["tone_abs"], df["w"]) if "tone_abs" in df else np.nan
-    out["call_text_tone"] = _wmean(df["text_tone"], df["w"]) if "text_tone" in df else np.nan
-    out["call_fused_tone"] = _wmean(df["fused_tone"], df["w"]) if "fused_tone" in df else np.nan
+    out["call_tone_abs"] = weighted_mean(df["tone_abs"], df["w"]) if "tone_abs" in df else np.nan
+    out["call_text_tone"] = weighted_mean(df["text_tone"], df["w"]) if "text_tone" in df else np.nan
+    out["call_fused_tone"] = weighted_mean(df["fused_tone"], df["w"]) if "fused_tone" in df else np.nan
     chair = df[df["role"] == "chair"]
-    out["chair_hawkish"] = _wmean(chair["hawkish"], chair["w"]) if "hawkish" in df else np.nan
+    out["chair_hawkish"] = weighted_mean(chair["hawkish"], chair["w"]) if "hawkish" in df else np.nan
     out["n_segments_scored"] = int(len(scored))
     out["n_segments_skipped"] = int((emotions["skip_reason"] != "").sum())
     out["scored_speech_s"] = float(scored["w"].sum())

@@ -66,6 +66,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ser_models.call_tone import weighted_mean
 from ser_models.people import TONES
 
 ASKER_ROLES = ("analyst", "journalist")
@@ -184,8 +185,8 @@ def find_non_answers(text: str,
 
 def _weighted(rows: pd.DataFrame, column: str) -> float:
     """Duration-weighted mean of ``column`` over scored rows with a value (NaN if none)."""
-    ok = rows["scored"] & rows[column].notna() & (rows["w"] > 0)
-    return float(np.average(rows.loc[ok, column], weights=rows.loc[ok, "w"])) if ok.any() else np.nan
+    scored = rows[rows["scored"]]
+    return weighted_mean(scored[column], scored["w"].clip(lower=0.0))
 
 
 def _prepare(segments: pd.DataFrame, emotions: pd.DataFrame) -> pd.DataFrame:
