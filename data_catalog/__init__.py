@@ -1,7 +1,9 @@
 """speechfin catalog: table schemas, atomic Parquet parts, per-connection DuckDB views, read-only SQL.
 
-``store`` writes and reads the parts (layout in its docstring), ``query`` runs one sandboxed
-read-only query over them, ``verify`` checks every part and repairs what is broken.
+``store`` writes and reads the parts (layout in its docstring), ``compacted`` merges the
+per-call parts into large files (a manifest per table; a pending part overrides its call's
+compacted rows), ``query`` runs one sandboxed read-only query over both, ``verify`` checks
+every file and repairs what is broken, ``stats`` counts rows and files.
 """
 
 from data_catalog.schemas import TABLES, TableSchema

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,21 +75,26 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def view_sql(catalog: Catalog) -> dict[str, str]:
-    """One SELECT per table over the parts present now (only complete calls for per-call
-    tables); a table without parts gets a typed empty SELECT."""
+def view_sql(catalog: Catalog, tables: list[str] | None = None) -> dict[str, str]:
+    """One SELECT per table (of ``tables``, default all) over the parts and compacted files
+    present now (one consistent snapshot; only complete calls for per-call tables); a table
+    without rows gets a typed empty SELECT."""
+    from data_catalog.compacted import select_sql
+
     out = {}
-    done = set(catalog.keys("calls"))  # one listing for every view: each call_id in calls has its parts
-    for name, spec in TABLES.items():
-        keys = sorted(done) if name == "calls" else catalog.keys(name)
-        if name != "calls" and spec.partition_by == "call_id":
-            keys = [k for k in keys if k in done]
-        files = [catalog.part_path(name, k).as_posix() for k in keys]
-        if files:
-            # by name: parts written before a column was added read it as NULL
-            out[name] = f"SELECT * FROM read_parquet([{', '.join(map(_literal, files))}], union_by_name=true)"
+    wanted = [t for t in TABLES if tables is None or t in tables]
+    per_call = sorted({"calls", *(t for t in wanted if catalog.per_call(t))})
+    snaps = catalog.snapshot(per_call)
+    done = snaps["calls"].keys()  # each call_id in calls has its parts
+    for name in wanted:
+        spec = TABLES[name]
+        if name in snaps:
+            parts, files = snaps[name].sources(done)
         else:
-            out[name] = _empty_select(spec) + " AND false"
+            parts, files = [catalog.part_path(name, k) for k in catalog.keys(name)], []
+        # by name: parts written before a column was added read it as NULL
+        sql = select_sql(parts, files, spec.partition_by)
+        out[name] = sql if sql else _empty_select(spec) + " AND false"
     return out
 
 
@@ -97,9 +103,21 @@ def _empty_select(spec: TableSchema) -> str:
     return f"SELECT {cols} FROM range(1) WHERE true"
 
 
+def tables_named(sql: str) -> list[str] | None:
+    """The catalog tables whose name occurs as a word in ``sql`` (a superset of those it reads:
+    binding a view costs milliseconds, so a one-call lookup binds only what it needs); None,
+    meaning all, if it names none (``SHOW TABLES``)."""
+    import re
+
+    named = [t for t in TABLES if re.search(rf"(?<![A-Za-z0-9_]){t}(?![A-Za-z0-9_])", sql, re.IGNORECASE)]
+    return named or None
+
+
 def connect(root: str | os.PathLike[str], memory_limit: str = DEFAULT_MEMORY_LIMIT,
-            threads: int = DEFAULT_THREADS) -> Any:
-    """A sandboxed in-memory DuckDB connection with one view per catalog table."""
+            threads: int = DEFAULT_THREADS, tables: list[str] | None = None,
+            views: dict[str, str] | None = None) -> Any:
+    """A sandboxed in-memory DuckDB connection with one view per catalog table (or per table in
+    ``tables``; ``views`` if already made by ``view_sql``)."""
     import duckdb
 
     catalog = Catalog(root)
@@ -114,16 +132,32 @@ def connect(root: str | os.PathLike[str], memory_limit: str = DEFAULT_MEMORY_LIM
         con.execute(f"SET allowed_directories = [{_literal(catalog.tables_root.as_posix() + '/')}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        for name, sql in view_sql(catalog).items():
+        join = tables is not None and len(tables) > 1
+        for name, sql in (views or view_sql(catalog, tables)).items():
+            kind = "TABLE" if join and TABLES[name].dimension else "VIEW"
             try:
-                con.execute(f'CREATE VIEW "{name}" AS {sql}')
+                con.execute(f'CREATE {kind} "{name}" AS {sql}')
             except duckdb.Error as exc:  # an unreadable part: only queries of this table fail, naming it
+                if _vanished(exc):  # compacted since the listing: list again (open_query retries)
+                    raise _Vanished(first_line(exc)) from None
                 con.execute(f'CREATE VIEW "{name}" AS {_empty_select(TABLES[name])} '
                             f"AND error({_literal(first_line(exc).split(' Error: ', 1)[-1])}) IS NULL")
     except duckdb.Error as exc:
         con.close()
         raise CatalogError(f"query failed: {_hint(first_line(exc))}") from None
+    except _Vanished:
+        con.close()
+        raise
     return con
+
+
+class _Vanished(CatalogError):
+    """A part listed for a view was removed (compacted) before DuckDB opened it."""
+
+
+def _vanished(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No such file" in text or "No files found" in text
 
 
 def _hint(message: str) -> str:
@@ -136,10 +170,12 @@ class QueryResult:
     """An open query: ``schema``, then ``batches()`` (or ``read_all()``), then ``close()``.
     ``truncated`` tells whether ``max_rows`` cut the result."""
 
-    def __init__(self, con: Any, root: Path, sql: str, timeout_s: float, max_rows: int | None, batch_rows: int):
+    def __init__(self, con: Any, root: Path, sql: str, timeout_s: float, max_rows: int | None, batch_rows: int,
+                 reconnect: Any = None):
         import duckdb
 
         self._con, self.root, self.timeout_s, self.max_rows = con, root, timeout_s, max_rows
+        self._sql, self._batch_rows, self._reconnect = sql, batch_rows, reconnect
         self.rows, self.truncated, self._expired = 0, False, False
         self._deadline = time.monotonic() + timeout_s
         self._timer = threading.Timer(timeout_s, self._expire)
@@ -177,6 +213,9 @@ class QueryResult:
             except StopIteration:
                 return
             except (duckdb.Error, OSError) as exc:
+                if self.rows == 0 and self._reconnect is not None and _vanished(exc):
+                    self._restart()  # a part was compacted after the views were made: nothing read yet
+                    continue
                 raise self._error(exc) from None
             if time.monotonic() > self._deadline:
                 self._expired = True
@@ -188,6 +227,12 @@ class QueryResult:
             yield batch
             if self.truncated:
                 return
+
+    def _restart(self) -> None:
+        reconnect, self._reconnect = self._reconnect, None  # once
+        self._con.close()
+        self._con = reconnect()
+        self._reader = self._con.sql(self._sql).to_arrow_reader(self._batch_rows)
 
     def _has_more(self) -> bool:
         try:
@@ -226,14 +271,61 @@ class QueryResult:
         self.close()
 
 
+_CONNECTIONS: OrderedDict[tuple, tuple[dict[str, str], Any]] = OrderedDict()
+_CONNECTIONS_LOCK = threading.Lock()
+MAX_CACHED_CONNECTIONS = 4
+
+
+def _cached_connect(root: str | os.PathLike[str], memory_limit: str, threads: int, tables: list[str] | None) -> Any:
+    """A cursor on a sandboxed connection whose views are exactly this moment's ``view_sql``:
+    a process that queries an unchanged catalog again (the explorer, a notebook) reuses the
+    connection and DuckDB's Parquet metadata cache (a one-call lookup: 40 ms -> 15 ms at 10,000
+    calls).  The views are compared as SQL text, which lists every file read, so a changed
+    catalog always gets a new connection."""
+    catalog = Catalog(root)
+    if not catalog.tables_root.is_dir():
+        raise BadQuery(f"{catalog.root}: no catalog here (run `speechfin run` first)")
+    views = view_sql(catalog, tables)
+    key = (str(catalog.root), memory_limit, threads, tuple(tables or ()))
+    with _CONNECTIONS_LOCK:
+        hit = _CONNECTIONS.get(key)
+        if hit is not None and hit[0] == views:
+            _CONNECTIONS.move_to_end(key)
+            return hit[1].cursor()
+    con = connect(root, memory_limit, threads, tables, views)
+    with _CONNECTIONS_LOCK:
+        old = _CONNECTIONS.pop(key, None)
+        _CONNECTIONS[key] = (views, con)
+        evicted = [old[1]] if old else []
+        while len(_CONNECTIONS) > MAX_CACHED_CONNECTIONS:
+            evicted.append(_CONNECTIONS.popitem(last=False)[1][1])
+    for c in evicted:  # cursors still running keep the database open
+        c.close()
+    return con.cursor()
+
+
 def open_query(root: str | os.PathLike[str], sql: str, timeout_s: float = DEFAULT_TIMEOUT_S,
                max_rows: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                threads: int = DEFAULT_THREADS, batch_rows: int = BATCH_ROWS) -> QueryResult:
     """Check ``sql`` (one SELECT), open a sandboxed connection on the catalog at ``root`` and
     start the query; use the result as a context manager."""
     statement = check_query(sql)
-    con = connect(root, memory_limit, threads)
-    return QueryResult(con, Catalog(root).root, statement, timeout_s, max_rows, batch_rows)
+
+    def reconnect() -> Any:
+        for attempt in range(5):  # parts compacted while the views were made: list again
+            try:
+                return _cached_connect(root, memory_limit, threads, tables_named(statement))
+            except _Vanished:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
+
+    for attempt in range(3):
+        try:
+            return QueryResult(reconnect(), Catalog(root).root, statement, timeout_s, max_rows, batch_rows, reconnect)
+        except CatalogError as exc:
+            if attempt == 2 or not _vanished(exc):
+                raise
 
 
 def write_result(result: QueryResult, out: str | os.PathLike[str]) -> int:

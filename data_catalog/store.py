@@ -21,6 +21,11 @@ Per-call tables (``partition_by == "call_id"``) are written before the call's ``
 which marks the call complete.  The SQL views (and ``Catalog.read(..., complete_only=True)``)
 only see the parts of complete calls, so a killed write is invisible.
 
+Per-call tables are compacted (``speechfin catalog compact``, and after a large batch): their
+parts become a few large files under ``tables/<table>/_compacted/`` listed by a manifest, and
+a pending part overrides the compacted rows of its call (``data_catalog.compacted``).  Every
+read here (``keys``, ``has``, ``read``, ``stamp``) and every SQL view sees both.
+
 Write failures (disk full, permission denied) raise ``CatalogIOError``: a ``CatalogError``
 and an ``OSError`` whose message is one line naming the file and the problem.
 """
@@ -39,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_catalog import compacted
 from data_catalog.schemas import TABLES, TableSchema
 
 log = logging.getLogger("data_catalog")
@@ -212,6 +218,17 @@ class Catalog:
     def part_path(self, table: str, key: str) -> Path:
         return self.table_dir(table) / f"{_safe_key(key)}.parquet"
 
+    @staticmethod
+    def per_call(table: str) -> bool:
+        """Partitioned by call: such tables are compacted."""
+        return TABLES[table].partition_by == "call_id"
+
+    def manifest(self, table: str) -> compacted.Manifest:
+        try:
+            return compacted.read_manifest(self.table_dir(table))
+        except compacted.ManifestError as exc:
+            raise CatalogError(str(exc)) from None
+
     # -- writes ------------------------------------------------------------------------
     def ensure_writable(self) -> None:
         """Create the catalog folder if needed; the first call of a process for this catalog
@@ -239,18 +256,49 @@ class Catalog:
             raise CatalogError(f"table {table!r}: rows for {sorted(keys)} written to part {key!r}")
         self.ensure_writable()
         path = self.part_path(table, key)
-        atomic_write_parquet(arrow, path)
+        if not self.per_call(table):
+            atomic_write_parquet(arrow, path)
+            return path
+        try:
+            lock = compacted.write_lock(path.parent)
+            with lock:
+                atomic_write_parquet(arrow, path)
+        except OSError as exc:
+            raise CatalogIOError(path, exc) from exc
         return path
 
     def delete(self, table: str, key: str) -> bool:
+        """Remove the rows of ``key`` (its part, and its rows in compacted files)."""
         path = self.part_path(table, key)
         try:
-            path.unlink()
+            forgot = self.per_call(table) and compacted.forget(path.parent, key)
+            with (compacted.write_lock(path.parent) if self.per_call(table) else _nolock()):
+                path.unlink()
             return True
         except FileNotFoundError:
-            return False
+            return forgot
         except OSError as exc:
             raise CatalogIOError(path, exc) from exc
+
+    def compact(self, full: bool = False, tables: list[str] | None = None) -> list[compacted.CompactionResult]:
+        """Compact the pending parts of complete calls of every per-call table (``calls`` last);
+        ``full`` also merges the older compacted files into one per table."""
+        self.ensure_writable()
+        complete = self.keys("calls")
+        out = []
+        for table in sorted(tables or [t for t in TABLES if self.per_call(t)], key=lambda t: t == "calls"):
+            if self.table_dir(table).is_dir():
+                try:
+                    out.append(compacted.compact_table(self.table_dir(table), set(complete), full))
+                except compacted.ManifestError as exc:
+                    raise CatalogError(str(exc)) from None
+                except OSError as exc:
+                    raise CatalogIOError(self.table_dir(table), exc) from exc
+        return out
+
+    def pending_calls(self) -> int:
+        """Complete calls with a part not yet compacted (in ``calls``)."""
+        return len(compacted.list_parts(self.table_dir("calls")))
 
     def stale_temps(self, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
         """Temporary files of writers older than ``max_age_s`` (a live writer's are newer)."""
@@ -279,12 +327,38 @@ class Catalog:
 
     # -- reads -------------------------------------------------------------------------
     def has(self, table: str, key: str) -> bool:
-        return self.part_path(table, key).exists()
+        if self.part_path(table, key).exists():
+            return True
+        return self.per_call(table) and key in self.manifest(table).location()
 
     def keys(self, table: str) -> list[str]:
-        """Keys of the parts of ``table`` (every part, complete call or not)."""
+        """Keys of ``table``: of its parts, and for per-call tables of its compacted calls
+        (every call with rows, complete or not)."""
         d = self.table_dir(table)
-        return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
+        if not self.per_call(table):
+            return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
+        return sorted(self.snapshot([table])[table].keys())
+
+    def snapshot(self, tables: list[str]) -> dict[str, compacted.Snapshot]:
+        """Consistent parts-and-manifest listings of per-call tables (``compacted.snapshot``)."""
+        try:
+            snaps = compacted.snapshot([self.table_dir(t) for t in tables])
+        except compacted.ManifestError as exc:
+            raise CatalogError(str(exc)) from None
+        return {t: snaps[self.table_dir(t)] for t in tables}
+
+    def stamp(self, table: str, key: str) -> int | None:
+        """The version of ``key``'s rows: its part's mtime (ns), or for a compacted call the
+        mtime of the part it was compacted from; None if there are no rows."""
+        try:
+            return self.part_path(table, key).stat().st_mtime_ns
+        except FileNotFoundError:
+            pass
+        if self.per_call(table):
+            f = self.manifest(table).location().get(key)
+            if f is not None:
+                return f.stamps[key]
+        return None
 
     def complete_keys(self, table: str) -> list[str]:
         """Keys of complete calls only, for per-call tables (their ``calls`` part exists)."""
@@ -302,12 +376,11 @@ class Catalog:
         warning."""
         spec = TABLES[table]
         if key is not None:
-            path = self.part_path(table, key)
-            if not path.exists():
-                raise CatalogError(f"{path}: no {table!r} rows for {key!r}")
-            return read_part(path)
+            return self._read_key(table, key)
+        if self.per_call(table):
+            return self._read_per_call(table, complete_only, skip_unreadable)
         parts = []
-        for k in (self.complete_keys(table) if complete_only else self.keys(table)):
+        for k in self.keys(table):
             try:
                 parts.append(read_part(self.part_path(table, k)))
             except FileNotFoundError:  # deleted since the listing
@@ -316,9 +389,60 @@ class Catalog:
                 if not skip_unreadable:
                     raise
                 log.warning("skipped %s", exc)
-        if not parts:
-            return spec.schema.empty_table()
-        return pa.concat_tables(parts, promote_options="permissive")
+        return _concat(parts, spec)
+
+    def _read_key(self, table: str, key: str) -> pa.Table:
+        path = self.part_path(table, key)
+        for _ in range(3):
+            try:
+                return read_part(path)
+            except FileNotFoundError:
+                if not self.per_call(table):
+                    break
+            m = self.manifest(table)
+            f = m.location().get(key)
+            if f is not None:
+                try:
+                    return _read_compacted(m.path_of(f), [("call_id", "=", key)])
+                except FileNotFoundError:  # dropped by a full compaction since the manifest was read
+                    continue
+            if not path.exists():
+                break
+        raise CatalogError(f"{path}: no {table!r} rows for {key!r}")
+
+    def _read_per_call(self, table: str, complete_only: bool, skip_unreadable: bool) -> pa.Table:
+        import pyarrow.compute as pc
+
+        for _ in range(3):
+            snaps = self.snapshot([table, "calls"] if complete_only and table != "calls" else [table])
+            keys = snaps["calls"].keys() if complete_only and table != "calls" else None
+            part_paths, files = snaps[table].sources(keys)
+            pieces = []
+            try:
+                for path, leave_out in files:
+                    t = _read_compacted(path)
+                    if leave_out:
+                        t = t.filter(pc.invert(pc.is_in(t.column("call_id"), pa.array(sorted(leave_out)))))
+                    pieces.append(t)
+            except FileNotFoundError:  # dropped by a full compaction since the listing: list again
+                continue
+            except CatalogError as exc:
+                if not skip_unreadable:
+                    raise
+                log.warning("skipped %s", exc)
+            for path in part_paths:
+                try:
+                    pieces.append(read_part(path))
+                except FileNotFoundError:  # compacted or deleted since the listing
+                    if path.stem in self.manifest(table).location():
+                        break
+                except CatalogError as exc:
+                    if not skip_unreadable:
+                        raise
+                    log.warning("skipped %s", exc)
+            else:
+                return _concat(pieces, TABLES[table])
+        raise CatalogError(f"{self.table_dir(table)}: the table kept changing while it was read; try again")
 
     # -- SQL ---------------------------------------------------------------------------
     def refresh_views(self) -> None:
@@ -337,6 +461,31 @@ class Catalog:
 
         with open_query(self.root, sql, **limits) as result:
             return result.read_all()
+
+
+class _nolock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _concat(pieces: list[pa.Table], spec: TableSchema) -> pa.Table:
+    if not pieces:
+        return spec.schema.empty_table()
+    return pa.concat_tables(pieces, promote_options="permissive")
+
+
+def _read_compacted(path: Path, filters: list | None = None) -> pa.Table:
+    """A compacted file (or the rows of one call of it: row groups are pruned by statistics)."""
+    try:
+        return pq.read_table(path, filters=filters)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(f"{path}: unreadable compacted file ({first_line(exc)}); "
+                           "run `speechfin catalog verify`") from exc
 
 
 def _duck_type(t: pa.DataType) -> str:

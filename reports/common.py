@@ -87,12 +87,11 @@ def read_part(catalog: Catalog, table: str, key: str):
 
 
 def fingerprint(catalog: Catalog, parts: list[tuple[str, str]]) -> str:
-    """A short hash of the size and mtime of the given parts (absent parts count too)."""
+    """A short hash of the versions (``Catalog.stamp``) of the given parts (absent parts count too)."""
     h = hashlib.sha256()
     for table, key in sorted(parts):
-        p = catalog.part_path(table, key)
-        st = p.stat() if p.exists() else None
-        h.update(f"{table}/{key}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1};".encode())
+        stamp = catalog.stamp(table, key)
+        h.update(f"{table}/{key}:{-1 if stamp is None else stamp};".encode())
     return h.hexdigest()[:16]
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_catalog import compacted
 from data_catalog.store import Catalog, CatalogError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class CallIndex:
         for t in ("calls", "call_features", "speakers"):
             d = self.catalog.table_dir(t)
             out.append(d.stat().st_mtime_ns if d.exists() else 0)
+            out.append(compacted.file_identity(d / compacted.COMPACT_DIR / compacted.MANIFEST))
         return tuple(out)
 
     def get(self) -> pd.DataFrame:
@@ -93,17 +95,16 @@ class CallIndex:
         one parallel scan per table (10,000 calls in seconds; a part-by-part read takes minutes)."""
         import duckdb
 
+        from data_catalog.query import view_sql
+
         c = self.catalog
-        done = set(c.keys("calls"))
+        views = view_sql(c)  # parts and compacted files of complete calls
         con = duckdb.connect(":memory:", config={"threads": 2})
 
         def scan(table: str, cols: list[str]) -> pd.DataFrame:
-            files = [c.part_path(table, k).as_posix() for k in c.keys(table) if k in done]
-            if not files:
-                return pd.DataFrame(columns=cols)
             try:
-                sql = f"select {', '.join(cols)} from read_parquet($f, union_by_name=true)"
-                return con.sql(sql, params={"f": files}).to_arrow_table().to_pandas()
+                sql = f"select {', '.join(cols)} from ({views[table]})"
+                return con.sql(sql).to_arrow_table().to_pandas()
             except duckdb.Error as exc:   # a part written or removed meanwhile: one part at a time, skipping bad ones
                 log.info("explorer: %s read part by part (%s)", table, str(exc).splitlines()[0])
                 return c.read(table, complete_only=True, skip_unreadable=True).to_pandas().reindex(columns=cols)

@@ -65,12 +65,10 @@ def _label(w) -> str:
 
 
 def _call_feature_columns(catalog: Catalog, call_ids) -> set[str]:
-    import pyarrow.parquet as pq
-
     cols: set[str] = set()
     for cid in call_ids:
         if catalog.has("call_features", cid):
-            cols.update(pq.read_schema(catalog.part_path("call_features", cid)).names)
+            cols.update(catalog.read("call_features", cid).column_names)
     return cols
 
 

@@ -1,6 +1,7 @@
 """Processes for the concurrency test: ``writer ROOT NAME N`` writes N synthetic calls (and
 rewrites a shared one) through ``Catalog.write``; ``reader ROOT STOPFILE`` queries at 20 Hz
-until STOPFILE exists and prints one JSON line of what it saw."""
+until STOPFILE exists and prints one JSON line of what it saw; ``compactor ROOT STOPFILE``
+compacts the catalog in a loop (every other pass a full compaction) until STOPFILE exists."""
 
 from __future__ import annotations
 
@@ -47,9 +48,20 @@ def reader(root: str, stop: str) -> None:
                       "sizes": len(sizes)}))
 
 
+def compactor(root: str, stop: str) -> None:
+    cat, passes = Catalog(root), 0
+    while not Path(stop).exists():
+        cat.compact(full=passes % 2 == 1)
+        passes += 1
+        time.sleep(0.05)
+    print(json.dumps({"passes": passes}))
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     if role == "writer":
         writer(args[0], args[1], int(args[2]))
+    elif role == "compactor":
+        compactor(args[0], args[1])
     else:
         reader(args[0], args[1])

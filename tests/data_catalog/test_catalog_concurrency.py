@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from data_catalog import Catalog
 
 HERE = Path(__file__).resolve().parent
@@ -16,7 +18,11 @@ REPO = HERE.parents[1]
 N = 60
 
 
-def test_two_writers_and_a_query_loop(tmp_path):
+
+@pytest.mark.parametrize("compacting", [False, True], ids=["parts", "compacting"])
+def test_two_writers_and_a_query_loop(tmp_path, compacting):
+    """With ``compacting``, a third process compacts the catalog in a loop meanwhile (full
+    compactions too): still nothing lost or duplicated and no reader error."""
     root, stop = tmp_path / "cat", tmp_path / "stop"
     Catalog(root).ensure_writable()
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HERE}")
@@ -27,11 +33,18 @@ def test_two_writers_and_a_query_loop(tmp_path):
                                 stderr=subprocess.PIPE, text=True)
 
     reader = spawn("reader", str(root), str(stop))
+    compactor = spawn("compactor", str(root), str(stop)) if compacting else None
     writers = [spawn("writer", str(root), name, str(N)) for name in ("a", "b")]
     for w in writers:
         _, err = w.communicate(timeout=300)
         assert w.returncode == 0, err
     stop.touch()
+    if compactor is not None:
+        out, err = compactor.communicate(timeout=300)
+        assert compactor.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["passes"] >= 2
+        files = list((root / "tables" / "segments" / "_compacted").glob("*.parquet"))
+        assert files, "the compactor never compacted anything"
     out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     seen = json.loads(out.strip().splitlines()[-1])

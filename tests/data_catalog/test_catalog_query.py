@@ -83,6 +83,25 @@ def test_select_cannot_reach_other_files_or_objects(cat, tmp_path):
         cat.query("select * from local_table")
 
 
+def test_a_reused_connection_is_still_sandboxed_and_sees_new_writes(cat, tmp_path):
+    """Queries of an unchanged catalog reuse one connection (``_cached_connect``); the reuse keeps
+    the sandbox, and a write in between gives a fresh connection with the new rows."""
+    from data_catalog import query
+
+    sql = "select count(*) n from calls"
+    n = cat.query(sql).to_pylist()[0]["n"]
+    con = query._cached_connect(cat.root, query.DEFAULT_MEMORY_LIMIT, query.DEFAULT_THREADS, ["calls"])
+    assert con.execute(sql).fetchone()[0] == n  # the cached one, as a cursor
+    with pytest.raises(Exception, match="Permission Error"):
+        con.execute("select * from read_text('/etc/hostname')")
+    with pytest.raises(Exception, match="lock_configuration|locked"):
+        con.execute("SET enable_external_access = true")
+    write_call(Catalog(cat.root), "zzzz_new")
+    assert cat.query(sql).to_pylist() == [{"n": n + 1}]
+    with pytest.raises(CatalogError, match="Permission Error"):
+        cat.query("select * from read_text('/etc/hostname')")
+
+
 def test_sandbox_settings_hold(cat):
     row = cat.query("select current_setting('enable_external_access') ext, current_setting('lock_configuration') "
                     "lock, current_setting('autoload_known_extensions') autoload, "
