@@ -22,10 +22,10 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q -U pip wheel
-	$(LOCK_VENV)/bin/python -m pip install -q -e '.[test]'
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "# speechfin lock: every distribution at its exact version (Python 3.11, Linux x86_64)."; \
-	  echo "# Made by 'make lock' on $$(date -u +%Y-%m-%d) from pyproject.toml with the [test] extra; do not edit."; \
+	  echo "# Made by 'make lock' on $$(date -u +%Y-%m-%d) from pyproject.toml with the [test,bench] extras; do not edit."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^speechfin'; } > $(LOCK)
 	rm -rf $(LOCK_VENV)
 	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) distributions"

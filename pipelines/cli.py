@@ -73,6 +73,9 @@ def run(
     no_report: bool = typer.Option(False, "--no-report", help="Skip the call and study reports."),
     force: bool = typer.Option(False, "--force", help="Reprocess calls already in the catalog."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    runner: str = typer.Option("sequential", "--runner", help="Where calls run: sequential (this process), dask or ray (one task per call)."),
+    workers: int = typer.Option(0, "--workers", help="Workers of a local Dask/Ray cluster (default: one per core)."),
+    address: str = typer.Option("", "--address", help="Join this Dask scheduler (tcp://host:8786) or Ray cluster (host:6379) instead of starting one."),
 ) -> None:
     """Process every recording of an archive into the catalog, run the studies, write the reports."""
     studies = [] if no_study else list(study or (DEMO_STUDIES if archive is None else []))
@@ -89,16 +92,23 @@ def run(
     from pipelines.settings import get_profile
     from reports import ReportError
 
+    from pipelines.runners import RunnerError, runner_config
+
     prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
     cat = _catalog_dir(catalog)
     try:
-        result = main_job(str(archive), str(cat), prof, tuple(studies), not no_report, force, not no_progress)
+        run_on = runner_config(runner, workers, address)
+    except RunnerError as exc:
+        fail(str(exc))
+    try:
+        result = main_job(str(archive), str(cat), prof, tuple(studies), not no_report, force, not no_progress,
+                          runner=run_on)
     except (ManifestError, FinanceError, ReportError) as exc:
         fail(str(exc))
     except CatalogError as exc:
         fail(str(exc), ExitCode.FAILED)
     summary = result.archive
-    if isinstance(summary.error, (ManifestError, ModelLoadError)):  # nothing ran: bad input or configuration
+    if isinstance(summary.error, (ManifestError, ModelLoadError, RunnerError)):  # nothing ran: bad input or configuration
         fail(str(summary.error))
     _print_summary(summary)
     for line in result.after_archive():

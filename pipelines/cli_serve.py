@@ -23,6 +23,9 @@ def serve(
     profile: str = typer.Option("embedded", "--profile", "-p", help="embedded (offline) or full."),
     name: Optional[str] = typer.Option(None, "--name", help="Deployment name (default: watch-<archive folder name>)."),
     once: bool = typer.Option(False, "--once", help="Run the flow once now and exit, without a schedule."),
+    runner: str = typer.Option("sequential", "--runner", help="Where calls run: sequential, dask or ray."),
+    workers: int = typer.Option(0, "--workers", help="Workers of a local Dask/Ray cluster (default: the cores)."),
+    address: str = typer.Option("", "--address", help="Join this Dask scheduler or Ray cluster (host:port)."),
 ) -> None:
     """Serve the flows as a Prefect deployment on a schedule: each run processes the recordings added
     since the last one, refreshes the affected studies and reports, and logs a run summary."""
@@ -40,15 +43,18 @@ def serve(
     from pipelines.archive import ManifestError
     from pipelines.flows_serve import ArchiveGoneError, check_cron, serve_archive, watch_archive
     from pipelines.models import ModelLoadError
+    from pipelines.runners import RunnerError, runner_config
     from pipelines.settings import default_catalog, get_profile
 
     cat = (catalog or default_catalog()).expanduser()
     try:
         get_profile(profile)
+        runner_config(runner, workers, address)
         for spec in study:
             load_spec(spec)
         if once:
-            summary = watch_archive(str(archive), str(cat), str(reports or ""), list(study), profile, list(fmt))
+            summary = watch_archive(str(archive), str(cat), str(reports or ""), list(study), profile, list(fmt),
+                                    runner=runner, workers=workers, address=address)
             typer.echo(summary.summary())
             raise typer.Exit(int(run_code(len(summary.processed), len(summary.failed))))
         try:
@@ -56,8 +62,9 @@ def serve(
         except ValueError as exc:
             fail(exc, ExitCode.USAGE)
         typer.echo(f"serving {archive} -> {Catalog(cat).root} on '{cron}' (UTC); stop with Ctrl-C")
-        serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name)
+        serve_archive(archive, cat, cron, reports, list(study), profile, list(fmt), name, runner=runner,
+                      workers=workers, address=address)
     except (ArchiveGoneError, CatalogError) as exc:
         fail(exc, ExitCode.FAILED)
-    except (ManifestError, FinanceError, ModelLoadError, ValueError) as exc:
+    except (ManifestError, FinanceError, ModelLoadError, RunnerError, ValueError) as exc:
         fail(exc, ExitCode.USAGE)

@@ -3,11 +3,18 @@
 Every task is a thin wrapper around a plain stage function of ``pipelines``; nothing else
 in speechfin imports Prefect.  Models are loaded once per process (``load_models``) and
 shared by every call of an archive.
+
+With a Dask or Ray runner (``pipelines.runners``) each call is one task on a worker,
+``run_call``: the same stages, called directly rather than as Prefect tasks.  After the batch
+come the catalog-wide steps: voice identities across calls (``pipelines.voices``), then the
+per-person baselines (``pipelines.baselines``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,11 +33,16 @@ from pipelines.exitcodes import one_line
 from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
 from pipelines.models import ModelLoadError, load_emotion, load_models
 from pipelines.roles import parse_speakers_hint
+from pipelines.runners import RunnerConfig, RunnerError, RunnerKind, WorkerDied, open_pool, worker_stats
 from pipelines.settings import Profile, get_profile
 from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
-from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, link_voices,
-                              read_call, record_failure, transcript_current, write_call)
+from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, read_call,
+                              record_failure, transcript_current, write_call)
 from pipelines.transcripts import call_speech
+from pipelines.voices import link_voices_catalog
+
+# False in ``run_call`` (a Dask or Ray worker): stages are called directly, not as Prefect tasks
+TRACKED: contextvars.ContextVar[bool] = contextvars.ContextVar("speechfin_tracked", default=True)
 
 STAGES = ("decode", "voice activity", "diarize", "transcribe", "speakers & sections", "emotions", "write tables")
 
@@ -69,6 +81,9 @@ class CallOutcome:
     n_speakers: int = 0
     n_segments: int = 0
     warning: str = ""  # one line: the call is in the catalog, but something about it needs a look
+    worker: str = ""  # host:pid of the process that ran it
+    peak_rss_mb: float = 0.0  # that process's peak RSS when the call ended
+    model_load_s: float = 0.0  # models loaded by that process for this call (its first one)
 
 
 @dataclass
@@ -79,6 +94,8 @@ class ArchiveSummary:
     wall_s: float
     model_load_s: float = 0.0
     error: Exception | None = None  # the run stopped: bad manifest, a model that cannot load, a catalog write
+    runner: str = "sequential"
+    voices: str = ""  # what the voice-linking step did
 
     def count(self, status: CallStatus) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -96,8 +113,18 @@ class ArchiveSummary:
     def changed(self) -> bool:
         return changed(self.outcomes)
 
+    def worker_peak_rss_mb(self) -> dict[str, float]:
+        """Peak RSS of each process that ran calls (MB)."""
+        out: dict[str, float] = {}
+        for o in self.outcomes:
+            if o.worker:
+                out[o.worker] = max(out.get(o.worker, 0.0), o.peak_rss_mb)
+        return out
+
     def summary(self) -> str:
-        lines = [f"archive {self.archive} -> catalog {self.catalog}",
+        rss = self.worker_peak_rss_mb()
+        lines = [f"archive {self.archive} -> catalog {self.catalog} ({self.runner}"
+                 + (f"; peak RSS per worker {', '.join(f'{v:,.0f}' for v in rss.values())} MB" if rss else "") + ")",
                  f"processed {self.count(CallStatus.PROCESSED)}, emotions recomputed {self.count(CallStatus.RESCORED)}, "
                  f"metadata updated {self.count(CallStatus.METADATA_UPDATED)}, "
                  f"skipped {self.count(CallStatus.SKIPPED)} (already in the catalog), "
@@ -111,12 +138,16 @@ class ArchiveSummary:
                 lines.append(f"  metadata updated: {o.file} (call {o.call_id}): {o.reason}")
             if o.warning:
                 lines.append(f"  warning: {o.warning}")
+        if self.voices:
+            lines.append(f"  voices: {self.voices}")
         if self.error is not None:
             lines.append(f"  stopped: {one_line(self.error)}")
         return "\n".join(lines)
 
 
 def _run_stage(name: str, times: dict[str, float], fn, *args, **kwargs):
+    if not TRACKED.get():
+        fn = fn.fn  # on a Dask or Ray worker: the stage function itself, no Prefect API calls
     progress.stage_started(name)
     t0 = time.perf_counter()
     try:
@@ -179,10 +210,10 @@ def emotions_task(audio, segments, speakers, profile: Profile, event_type: str):
 
 @task(name="write-tables", cache_policy=NONE)
 def write_task(catalog_dir: str, result: CallResult, emotions) -> CatalogError | None:
+    """The call's tables; its voices get their cross-call ids after the batch (``link_voices_catalog``)."""
     catalog = Catalog(catalog_dir)
     try:
-        voice_ids = link_voices(catalog, result.audio.call_id, result.embeddings, result.embedding_model)
-        write_call(catalog, result.audio.call_id, call_rows(result, voice_ids) | emotions.tables(voice_ids))
+        write_call(catalog, result.audio.call_id, call_rows(result) | emotions.tables())
     except CatalogError as exc:
         return exc
     return None
@@ -250,7 +281,7 @@ def process_call(entry: CallEntry, catalog_dir: str, profile: Profile | None = N
 
 def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: bool, t0: float,
                   times: dict[str, float]) -> CallOutcome:
-    logger = get_run_logger()
+    logger = _logger()
     progress.call_started(entry.file, len(STAGES))
     call_id = file_sha256(Path(entry.path))[:16] if Path(entry.path).is_file() else ""
     if call_id and not force and is_complete(catalog, call_id, profile.name) and \
@@ -303,6 +334,28 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
                        warning="; ".join(w for w in (audio.warning, speech_.warning) if w))
 
 
+def _logger():
+    """The Prefect run logger inside a flow run, else the module's (on a Dask or Ray worker)."""
+    return get_run_logger() if TRACKED.get() else logging.getLogger("speechfin.flows")
+
+
+def run_call(entry: CallEntry, catalog_dir: str, profile: Profile, force: bool = False) -> CallOutcome:
+    """``process_call`` without Prefect: the task a Dask or Ray worker runs for one call.  The
+    outcome names the worker and its peak RSS."""
+    token = TRACKED.set(False)
+    t0 = time.perf_counter()
+    try:
+        load_models(profile)  # cached per process: a worker loads them for its first call only
+        load_emotion(profile.ser_checkpoint)
+        load_s = time.perf_counter() - t0
+        outcome = process_call.fn(entry, catalog_dir, profile, force)
+    finally:
+        TRACKED.reset(token)
+    outcome.worker, outcome.peak_rss_mb = worker_stats()
+    outcome.model_load_s = load_s
+    return outcome
+
+
 def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_id: str, changes: dict,
                     t0: float, times: dict[str, float]) -> CallOutcome:
     """A corrected event_type: roles and sections again from the stored segments, then the
@@ -314,7 +367,7 @@ def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_i
     result = CallResult(entry, audio, speakers, segments, {}, "", profile.name)
     _run_stage("write tables", times, write_roles_task, str(catalog.root), result, emotions)
     reason = f"{describe_changes(changes)} (roles, sections and emotion tables recomputed from the stored words)"
-    get_run_logger().info("%s: call %s, metadata updated: %s", entry.file, call_id, reason)
+    _logger().info("%s: call %s, metadata updated: %s", entry.file, call_id, reason)
     return CallOutcome(entry.file, CallStatus.METADATA_UPDATED, call_id, reason=reason,
                        wall_s=time.perf_counter() - t0, stage_seconds=times, n_speakers=len(speakers),
                        n_segments=len(segments), warning=audio.warning)
@@ -322,67 +375,101 @@ def _reassign_roles(entry: CallEntry, catalog: Catalog, profile: Profile, call_i
 
 @flow(name="process_archive", validate_parameters=False, log_prints=True)
 def process_archive(archive: str, catalog_dir: str, profile: Profile | None = None, force: bool = False,
-                    show_progress: bool = True) -> ArchiveSummary:
-    """Map ``process_call`` over the manifest; a failed call is recorded and the batch goes on.
+                    show_progress: bool = True, runner: RunnerConfig | None = None) -> ArchiveSummary:
+    """Map ``process_call`` over the manifest (in this process, or as ``run_call`` tasks on a
+    Dask or Ray cluster: ``runner``); a failed call is recorded and the batch goes on.  Then the
+    catalog-wide steps: voice identities, per-person baselines, compaction of a large batch.
 
     What stops the whole run (a bad manifest, a model that cannot load, a catalog that
-    cannot be written, even to record a failure) is returned in ``ArchiveSummary.error``,
-    not raised, so that it reads as one line."""
+    cannot be written, even to record a failure, a cluster that cannot be reached) is returned
+    in ``ArchiveSummary.error``, not raised, so that it reads as one line."""
     profile = profile or get_profile("embedded")
+    runner = runner or RunnerConfig()
     logger = get_run_logger()
     t0 = time.perf_counter()
     catalog = Catalog(catalog_dir)
     outcomes: list[CallOutcome] = []
-    load_s = 0.0
+    position: dict[int, int] = {}  # id(outcome) -> its manifest row's position: the summary lists them in that order
+    load_s, voices = 0.0, ""
 
     def done(error: Exception | None = None) -> ArchiveSummary:
-        summary = ArchiveSummary(archive, str(catalog.root), outcomes, time.perf_counter() - t0, load_s, error)
+        in_order = sorted(outcomes, key=lambda o: position[id(o)])
+        summary = ArchiveSummary(archive, str(catalog.root), in_order, time.perf_counter() - t0, load_s, error,
+                                 runner.describe(), voices)
         logger.info(summary.summary())
         return summary
+
+    def record(entry: CallEntry, outcome: CallOutcome) -> None:
+        outcomes.append(outcome)
+        position[id(outcome)] = index[id(entry)]
+        if outcome.status == CallStatus.FAILED:
+            record_failure(catalog, entry.source, outcome.stage, outcome.reason, entry.row)
+            logger.warning("%s: failed in %s: %s", entry.file, outcome.stage, outcome.reason)
+        else:
+            clear_failure(catalog, entry.source, entry.row)
+        progress.call_done()
 
     try:
         catalog.ensure_writable()
         entries = read_manifest(archive)
     except (CatalogError, ManifestError) as exc:
         return done(exc)
-    models = None
+    index = {id(e): i for i, e in enumerate(entries)}
     first: dict[str, CallEntry] = {}  # call_id -> the first row listing that audio
+    todo: list[CallEntry] = []
     with progress.progress_bars(len(entries), enabled=show_progress):
-        for entry in entries:
-            try:
-                if models is None and not entry.error:
-                    t_load = time.perf_counter()
-                    models = load_models(profile)
-                    load_emotion(profile.ser_checkpoint)
-                    load_s = time.perf_counter() - t_load
+        try:
+            for entry in entries:  # bad rows and repeated audio are settled here, the rest is work
                 outcome = _duplicate(entry, first)
-                if outcome is None:
-                    state = process_call(entry, str(catalog.root), profile, force, return_state=True)
-                    if state.is_completed():
-                        outcome = state.result()
-                    else:  # an unexpected exception: Prefect has logged its traceback
-                        exc = state.result(raise_on_failure=False)
-                        reason = one_line(exc)
-                        outcome = CallOutcome(entry.file, CallStatus.FAILED, stage=getattr(exc, "stage", "pipeline"),
-                                              reason=reason if entry.path and entry.path in reason
-                                              else f"{entry.path or entry.source}: {reason}")
-                outcomes.append(outcome)
-                if outcome.status == CallStatus.FAILED:
-                    record_failure(catalog, entry.source, outcome.stage, outcome.reason, entry.row)
-                    logger.warning("%s: failed in %s: %s", entry.file, outcome.stage, outcome.reason)
+                if outcome is None and entry.error:
+                    outcome = CallOutcome(entry.file, CallStatus.FAILED, reason=entry.error, stage="manifest")
+                if outcome is not None:
+                    record(entry, outcome)
                 else:
-                    clear_failure(catalog, entry.source, entry.row)
-            except (ModelLoadError, CatalogError) as exc:
-                return done(exc)
-            finally:
-                progress.call_done()
-    try:   # a run that changed nothing leaves the baselines as they are (unless a catalog has none yet)
+                    todo.append(entry)
+            if runner.kind == RunnerKind.SEQUENTIAL:
+                for entry in todo:
+                    if not load_s:
+                        t_load = time.perf_counter()
+                        load_models(profile)
+                        load_emotion(profile.ser_checkpoint)
+                        load_s = time.perf_counter() - t_load
+                    state = process_call(entry, str(catalog.root), profile, force, return_state=True)
+                    # an unexpected exception: Prefect has logged its traceback
+                    record(entry, state.result() if state.is_completed() else
+                           _crashed(entry, state.result(raise_on_failure=False)))
+            elif todo:
+                with open_pool(runner) as pool:
+                    for d in pool.run(run_call, todo, (str(catalog.root), profile, force)):
+                        if isinstance(d.error, ModelLoadError):
+                            raise d.error
+                        record(d.item, d.result if d.error is None else _crashed(d.item, d.error))
+                load_s = max((o.model_load_s for o in outcomes), default=0.0)  # the slowest worker's
+        except (ModelLoadError, CatalogError, RunnerError) as exc:
+            return done(exc)
+    try:
+        voices = link_voices_catalog(catalog).line()  # quick when no call is unlinked
+        # a run that changed nothing leaves the baselines as they are (unless a catalog has none yet)
         if changed(outcomes) or set(catalog.keys("calls")) - set(catalog.keys("speaker_baselines")):
             update_baselines(catalog)
+        if catalog.pending_calls() >= COMPACT_AFTER_CALLS:
+            for r in catalog.compact():
+                logger.info("compacted %s", r.line())
         catalog.refresh_views()
     except CatalogError as exc:
         return done(exc)
     return done()
+
+
+COMPACT_AFTER_CALLS = 64  # a batch leaving this many calls not compacted compacts the catalog
+
+
+def _crashed(entry: CallEntry, exc: BaseException) -> CallOutcome:
+    """The outcome of a call that ended in an unexpected exception or a dead worker."""
+    reason = one_line(exc)
+    stage = "worker" if isinstance(exc, WorkerDied) else getattr(exc, "stage", "pipeline")
+    return CallOutcome(entry.file, CallStatus.FAILED, stage=stage,
+                       reason=reason if entry.path and entry.path in reason else f"{entry.path or entry.source}: {reason}")
 
 
 def changed(outcomes: list[CallOutcome]) -> bool:

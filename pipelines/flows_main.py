@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from data_catalog import Catalog, CatalogError
 from pipelines.flows import ArchiveSummary, process_archive
 from pipelines.flows_serve import WatchSummary, refresh_reports, refresh_studies
+from pipelines.runners import RunnerConfig
 from pipelines.settings import Profile
 
 
@@ -48,13 +49,13 @@ class MainJobSummary:
 @flow(name="speechfin_main", validate_parameters=False, log_prints=True)
 def main_job(archive: str, catalog_dir: str, profile: Profile | None = None, studies: tuple[str, ...] = (),
              write_reports: bool = True, force: bool = False, show_progress: bool = True,
-             retries: int = 2, retry_backoff_s: float = 2.0) -> MainJobSummary:
+             retries: int = 2, retry_backoff_s: float = 2.0, runner: RunnerConfig | None = None) -> MainJobSummary:
     """Process the archive, refresh the studies on the catalog, render the call and study
     reports into ``CATALOG/reports``; each stage says how long it took."""
     logger = get_run_logger()
     times: dict[str, float] = {}
     t = time.perf_counter()
-    summary = process_archive(archive, catalog_dir, profile, force, show_progress)
+    summary = process_archive(archive, catalog_dir, profile, force, show_progress, runner)
     times["speech and emotions"] = time.perf_counter() - t
     times["of which model loading"] = summary.model_load_s
     catalog = Catalog(catalog_dir)

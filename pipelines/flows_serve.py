@@ -47,6 +47,7 @@ from data_catalog import Catalog, CatalogError
 from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.exitcodes import one_line
 from pipelines.flows import CallStatus, process_archive
+from pipelines.runners import RunnerKind, runner_config
 from pipelines.models import load_emotion, load_models
 from pipelines.settings import get_profile
 from pipelines.tables import clear_failure, record_failure
@@ -142,11 +143,10 @@ def study_staleness(catalog: Catalog, spec) -> str:
     ran = results.loc[(results["kind"] == "meta") & (results["name"] == "spec_text"), "value"]
     if not len(ran) or ran.iloc[0].strip() != spec.text.strip():
         return "spec changed"
-    ran_at = catalog.part_path("study_results", spec.study_id).stat().st_mtime_ns
+    ran_at = catalog.stamp("study_results", spec.study_id) or 0
     for c in calls:
         for table in ("calls", "call_features"):
-            p = catalog.part_path(table, c["call_id"])
-            if p.exists() and p.stat().st_mtime_ns > ran_at:
+            if (catalog.stamp(table, c["call_id"]) or 0) > ran_at:
                 return "calls added or changed"
     return ""
 
@@ -295,10 +295,12 @@ def refresh_reports(catalog: Catalog, archive: Path, studies: list[str], reports
 @flow(name="watch_archive", log_prints=True)
 def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies: list[str] | None = None,
                   profile: str = "embedded", formats: list[str] | None = None, retries: int = 3,
-                  retry_backoff_s: float = 10.0) -> WatchSummary:
+                  retry_backoff_s: float = 10.0, runner: str = "sequential", workers: int = 0,
+                  address: str = "") -> WatchSummary:
     """Pick up the recordings added to ``archive`` since the last run, process them, refresh the
     affected studies and reports, and log a run summary.  ``reports_dir`` defaults to
-    ``<catalog>/reports``; ``studies`` are spec files (or bundled spec names)."""
+    ``<catalog>/reports``; ``studies`` are spec files (or bundled spec names); ``runner``,
+    ``workers`` and ``address`` as for ``speechfin run`` (``pipelines.runners``)."""
     t0 = time.perf_counter()
     logger = get_run_logger()
     root, catalog = Path(archive), Catalog(catalog_dir)
@@ -314,8 +316,10 @@ def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies
     summary.n_files, summary.new_files = len(entries), [e.file for e in fresh]
     if fresh:
         logger.info("%s: %d new or changed file(s): %s", root, len(fresh), ", ".join(summary.new_files[:10]))
-        summary.model_load_s = _retrying(load_models_task, retries, retry_backoff_s)(profile)
-        result = process_archive(str(root), str(catalog.root), get_profile(profile), False, False)
+        run_on = runner_config(runner, workers, address)
+        if run_on.kind == RunnerKind.SEQUENTIAL:  # on a cluster, each worker loads its own
+            summary.model_load_s = _retrying(load_models_task, retries, retry_backoff_s)(profile)
+        result = process_archive(str(root), str(catalog.root), get_profile(profile), False, False, run_on)
         if not root.is_dir():  # deleted while processing: what was processed is complete, the rest is not
             raise ArchiveGoneError(f"{root}: archive folder was deleted during the run "
                                    f"({result.count('processed')} call(s) processed before); stopping")
@@ -347,11 +351,12 @@ def check_cron(cron: str) -> None:
 
 def build_deployment(archive: Path, catalog_dir: Path, cron: str = DEFAULT_CRON, reports_dir: Path | None = None,
                      studies: list[str] | None = None, profile: str = "embedded", formats: list[str] | None = None,
-                     name: str | None = None):
+                     name: str | None = None, runner: str = "sequential", workers: int = 0, address: str = ""):
     """The deployment ``speechfin serve`` serves: ``watch_archive`` on a cron schedule (UTC)."""
     params = {"archive": str(archive.resolve()), "catalog_dir": str(catalog_dir.resolve()),
               "reports_dir": str(reports_dir.resolve()) if reports_dir else "", "studies": list(studies or []),
-              "profile": profile, "formats": list(formats or ["html"])}
+              "profile": profile, "formats": list(formats or ["html"]), "runner": runner, "workers": workers,
+              "address": address}
     return watch_archive.to_deployment(name=name or f"watch-{archive.resolve().name}", cron=cron, parameters=params,
                                        tags=["speechfin"], description=f"Process new recordings of {archive} "
                                                                        f"into {catalog_dir} ({cron}, UTC)")
@@ -421,13 +426,15 @@ def _watch_folder(archive: Path, gone: threading.Event, stop: threading.Event, p
 
 def serve_archive(archive: Path, catalog_dir: Path, cron: str = DEFAULT_CRON, reports_dir: Path | None = None,
                   studies: list[str] | None = None, profile: str = "embedded", formats: list[str] | None = None,
-                  name: str | None = None, poll_s: float = 2.0) -> None:
+                  name: str | None = None, poll_s: float = 2.0, runner: str = "sequential", workers: int = 0,
+                  address: str = "") -> None:
     """Serve ``watch_archive`` on ``cron`` until interrupted; raise ArchiveGoneError if the archive
     folder disappears meanwhile."""
     from prefect import serve
 
     check_inputs(archive, Catalog(catalog_dir))
-    deployment = build_deployment(archive, catalog_dir, cron, reports_dir, studies, profile, formats, name)
+    deployment = build_deployment(archive, catalog_dir, cron, reports_dir, studies, profile, formats, name,
+                                  runner, workers, address)
     gone, stop = threading.Event(), threading.Event()
     watcher = threading.Thread(target=_watch_folder, args=(archive, gone, stop, poll_s), daemon=True)
     with prefect_api():

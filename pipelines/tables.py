@@ -24,39 +24,12 @@ from pipelines.types import Audio, Segment, SpeakerInfo
 
 CALL_TABLES = ("speakers", "segments", "words", "voices", "transcripts", "speaker_disagreements", "emotions",
                "trajectories", "call_features", "qa_pairs", "speaker_baselines", "calls")
-VOICE_MATCH_DISTANCE = 0.2
 log = logging.getLogger("speechfin.tables")
 
 
 def failure_key(source: str, row: int = 0) -> str:
     """Key of a failure record: the source file and its manifest row."""
     return hashlib.sha256(f"{source}#{row}".encode()).hexdigest()[:16]
-
-
-def link_voices(catalog: Catalog, call_id: str, embeddings: dict[str, np.ndarray], model: str,
-                max_distance: float = VOICE_MATCH_DISTANCE) -> dict[str, str]:
-    """Map each speaker to a cross-call ``voice_id``: the closest known voice of the same
-    embedding model within ``max_distance`` (cosine), else a new id.  An unreadable ``voices``
-    part is skipped with a warning (``speechfin catalog verify --repair`` drops it)."""
-    known = catalog.read("voices", complete_only=True, skip_unreadable=True)
-    ids, vecs = [], []
-    if known.num_rows:
-        for row in known.to_pylist():
-            if row["call_id"] != call_id and row["embedding_model"] == model and row["embedding"]:
-                ids.append(row["voice_id"])
-                vecs.append(np.asarray(row["embedding"], np.float32))
-    out = {}
-    M = np.stack(vecs) if vecs else np.zeros((0, 1), np.float32)
-    for spk, e in embeddings.items():
-        e = e / (np.linalg.norm(e) + 1e-9)
-        if len(vecs) and M.shape[1] == len(e):
-            d = 1.0 - (M @ e) / (np.linalg.norm(M, axis=1) + 1e-9)
-            j = int(np.argmin(d))
-            if d[j] <= max_distance:
-                out[spk] = ids[j]
-                continue
-        out[spk] = f"v_{call_id[:10]}_{spk}"
-    return out
 
 
 @dataclass
@@ -75,9 +48,11 @@ class CallResult:
     disagreements: list[dict] = field(default_factory=list)   # ``speaker_disagreements`` rows (without call_id)
 
 
-def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Table]:
-    """The ``calls``, ``speakers``, ``segments``, ``words`` and ``voices`` rows of one call."""
+def call_rows(result: CallResult, voice_ids: dict[str, str] | None = None) -> dict[str, pa.Table]:
+    """The ``calls``, ``speakers``, ``segments``, ``words`` and ``voices`` rows of one call;
+    a speaker not in ``voice_ids`` gets voice_id '' (linked after the batch, ``pipelines.voices``)."""
     cid, e = result.audio.call_id, result.entry
+    voice_ids = voice_ids or {}
     now = datetime.now(timezone.utc)
     calls = [{
         "call_id": cid, "event_type": e.event_type, "entity": e.entity, "event_time": e.event_time,
@@ -93,8 +68,8 @@ def call_rows(result: CallResult, voice_ids: dict[str, str]) -> dict[str, pa.Tab
                  "text_source": s.text_source} for s in result.segments]
     words = [{"call_id": cid, "segment_id": w.segment_id, "word": w.word, "start_s": w.start_s,
               "end_s": w.end_s, "score": w.score} for s in result.segments for w in s.words]
-    voices = [{"call_id": cid, "speaker": spk, "voice_id": voice_ids[spk], "embedding_model": result.embedding_model,
-               "embedding": np.asarray(v, np.float32).tolist()} for spk, v in result.embeddings.items() if spk in voice_ids]
+    voices = [{"call_id": cid, "speaker": spk, "voice_id": voice_ids.get(spk, ""), "embedding_model": result.embedding_model,
+               "embedding": np.asarray(v, np.float32).tolist()} for spk, v in result.embeddings.items()]
     from data_catalog import TABLES
 
     def table(name: str, rows: list[dict]) -> pa.Table:
@@ -128,6 +103,8 @@ def is_complete(catalog: Catalog, call_id: str, profile: str) -> bool:
         return False
     for table in CALL_TABLES:
         path = catalog.part_path(table, call_id)
+        if not path.exists() and catalog.has(table, call_id):
+            continue  # compacted (the compacted files are checked by `speechfin catalog verify`)
         if not path.exists():
             if table in REQUIRED_CALL_PARTS:
                 log.warning("call %s is reprocessed: %s is missing", call_id, path)

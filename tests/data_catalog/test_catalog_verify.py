@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from data_catalog import Catalog
 from pipelines.cli import app
-from pipelines.tables import is_complete, link_voices
+from pipelines.tables import is_complete
+from pipelines.voices import link_voices_catalog
 
 
 def _verify(cat: Catalog, *args: str):
@@ -114,16 +115,21 @@ def test_an_unreadable_emotion_part_makes_the_call_incomplete(tmp_path):
     assert not is_complete(cat, "aaaa", "embedded")
 
 
-def test_a_corrupt_voices_part_does_not_fail_new_calls(tmp_path, caplog):
+def test_a_corrupt_voices_part_does_not_fail_voice_linking(tmp_path, caplog):
     cat = Catalog(tmp_path)
     write_call(cat, "aaaa")
     write_call(cat, "bbbb")
     cat.write("voices", "bbbb", voice_rows("bbbb", [0.0, 1.0, 0.0]))
+    write_call(cat, "cccc")
+    cat.write("voices", "cccc", [dict(voice_rows("cccc", [0.0, 0.9, 0.1])[0], voice_id=""),
+                                 dict(voice_rows("cccc", [1.0, 0.0, 0.0])[0], speaker="SPEAKER_01", voice_id="")])
     cat.part_path("voices", "aaaa").write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING):
-        ids = link_voices(cat, "cccc", {"SPEAKER_00": np.array([0.0, 1.0, 0.0], np.float32),
-                                        "SPEAKER_01": np.array([1.0, 0.0, 0.0], np.float32)}, "resemblyzer-ge2e")
+        links = link_voices_catalog(cat)
+    assert (links.speakers, links.joined) == (2, 1)
+    ids = {r["speaker"]: r["voice_id"] for r in cat.read("voices", "cccc").to_pylist()}
     assert ids == {"SPEAKER_00": "v_bbbb", "SPEAKER_01": "v_cccc_SPEAKER_01"}
+    assert cat.read("speakers", "cccc").to_pylist()[0]["voice_id"] == "v_bbbb"
     assert any("voices/aaaa.parquet: unreadable Parquet part" in m for m in caplog.messages)
 
 

@@ -102,8 +102,11 @@ def test_deployment_of_the_serve_command(tmp_path):
     assert [s.schedule.cron for s in dep.schedules] == ["0 7 * * *"]
     assert dep.parameters == {"archive": str((tmp_path / "a").resolve()), "catalog_dir": str((tmp_path / "c").resolve()),
                               "reports_dir": "", "studies": ["press_conferences.toml"], "profile": "embedded",
-                              "formats": ["html", "pdf"]}
+                              "formats": ["html", "pdf"], "runner": "sequential", "workers": 0, "address": ""}
     assert set(dep.parameters) <= set(inspect.signature(watch_archive.fn).parameters)
+    dask = build_deployment(tmp_path / "a", tmp_path / "c", runner="dask", workers=4, address="tcp://10.0.0.5:8786")
+    assert {k: dask.parameters[k] for k in ("runner", "workers", "address")} == {
+        "runner": "dask", "workers": 4, "address": "tcp://10.0.0.5:8786"}
 
 
 def test_prefect_yaml_deploys_the_watch_flow():
