@@ -23,6 +23,11 @@ Reproducibility (the same audio gives the same words on every run and every mach
   Haswell and SkylakeX kernels round differently, and on pyannote's 87-word sample that
   alone moved tiny.en's WER from 11.5% to 18.4%.  In float64 the kernels' differences
   vanish when the result is rounded back to float32.
+- CTranslate2 also picks its kernels by CPU: on pyannote's sample an AVX-512 machine decoded
+  a 0.1 s tail window that an AVX2 machine did not, and on other audio the words differ.  So
+  speechfin sets ``CT2_FORCE_CPU_ISA=AVX2`` (every x86-64 CPU of the last decade has it)
+  before CTranslate2 loads, unless the environment sets it: the same audio gives the same
+  words on every machine.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.types import Audio, Word
+
+if os.uname().machine in ("x86_64", "AMD64"):
+    os.environ.setdefault("CT2_FORCE_CPU_ISA", "AVX2")  # read when CTranslate2 loads (module docstring)
 
 
 def bundled_whisper_path() -> Path:

@@ -78,6 +78,9 @@ class SpeakerEncoder:
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         self.encoder = VoiceEncoder("cpu", verbose=False)
+        # the first embedding imports librosa's feature module and compiles its numba kernels
+        # (2 s): pay it here, with the model loading, not in the first call's diarization
+        self.embed_many([np.zeros(2 * 16_000, np.float32)])
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """(N,) float32 at 16 kHz -> (256,) unit-norm embedding."""

@@ -91,5 +91,6 @@ def load_emotion(checkpoint: str = ""):
 
     t0 = time.perf_counter()
     scorer = load_emotion_scorer(checkpoint or None)
+    scorer.warm_up()  # its encoders, now: not in the first call's emotion stage
     log.info("loaded SER checkpoint %s in %.1f s", scorer.model_id, time.perf_counter() - t0)
     return scorer

@@ -81,6 +81,16 @@ class EmotionScorer:
                  "".join(f", text head {n} {h.card.model_id}" for n, h in heads.items()), time.time() - t0)
         return cls(model, card, Featurizer(cfg, encoders=encoders), heads)
 
+    def warm_up(self) -> None:
+        """Load every encoder now (they load lazily on first use) and the Loughran-McDonald
+        lists, so that the first call scored pays no loading (4-6 s on the embedded profile)."""
+        from ser_models.features import _lm
+
+        for enc in [*self.featurizer.encoders.values(),
+                    *(e for h in self.text_heads.values() for e in h.featurizer.encoders.values())]:
+            enc.ensure_loaded()
+        _lm()
+
     @property
     def model_id(self) -> str:
         """The checkpoint's id, followed by its text heads' ids ('+'-joined)."""
