@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("speechfin.runners")
@@ -127,10 +128,19 @@ def within(connect: Callable[[], Any], cfg: RunnerConfig, timeout_s: float = 2 *
 
 
 def worker_stats() -> tuple[str, float]:
-    """This process's name (host:pid) and peak RSS in MB."""
-    import resource
+    """This process's name (host:pid) and peak RSS in MB: ``VmHWM``, the peak of its own
+    address space (``ru_maxrss`` carries the parent's peak across fork and exec, so a worker
+    spawned by a process holding the models reported the parent's 2.3 GB)."""
+    peak = 0.0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        import resource
 
-    return f"{socket.gethostname()}:{os.getpid()}", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"{socket.gethostname()}:{os.getpid()}", peak
 
 
 @dataclass
