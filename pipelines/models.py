@@ -25,6 +25,22 @@ class FrontEndModels:
     pyannote: object | None = None  # pipelines.diarization.PyannoteDiarizer (full)
     load_seconds: float = 0.0
 
+    @property
+    def embedding_model(self) -> str:
+        """The ``voices.embedding_model`` of this front end's speaker embeddings."""
+        return "pyannote" if self.pyannote is not None else self.encoder.id
+
+    def diarize(self, audio, num_speakers: int | None, speech: list[tuple[float, float]]):
+        """The profile's diarizer, whichever it is: the pyannote pipeline (full profile), or the
+        bundled segmentation + resemblyzer clustering kept to the VAD's ``speech`` (embedded)."""
+        from pipelines.diarization import diarize
+        from pipelines.segmentation import run_segmentation
+
+        if self.pyannote is not None:
+            return self.pyannote(audio, num_speakers)
+        return diarize(audio, run_segmentation(audio, self.segmentation), self.encoder, num_speakers,
+                       self.profile.diarization, speech)
+
 
 LOCAL_OPTIONS = ("give local folders with --asr-model DIR, --diarizer DIR (or --diarizer embedded) and "
                  "--align-model DIR (or --align-model '' for none)")

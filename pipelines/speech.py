@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pipelines.asr import AsrSegment, transcribe
 from pipelines.audio import decode_audio
-from pipelines.diarization import Diarization, diarize
+from pipelines.diarization import Diarization
 from pipelines.models import load_models
-from pipelines.segmentation import run_segmentation
 from pipelines.settings import Profile, get_profile
 from pipelines.types import Audio
 from pipelines.vad import detect_speech
@@ -30,11 +29,9 @@ def diarize_audio(audio: Audio, profile: Profile | str = "embedded", num_speaker
     """Diarize with the profile's diarizer; the embedded one keeps to the VAD's ``speech``."""
     prof = _profile(profile)
     models = load_models(prof)
-    if models.pyannote is not None:
-        return models.pyannote(audio, num_speakers)
-    speech = voice_activity(audio, prof) if speech is None else speech
-    return diarize(audio, run_segmentation(audio, models.segmentation), models.encoder, num_speakers,
-                   prof.diarization, speech)
+    if speech is None and models.pyannote is None:
+        speech = voice_activity(audio, prof)
+    return models.diarize(audio, num_speakers, speech)
 
 
 def transcribe_audio(audio: Audio, profile: Profile | str = "embedded",
