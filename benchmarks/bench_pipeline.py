@@ -99,10 +99,35 @@ def run_one(wav: Path, rttm: Path) -> dict:
         timed("emotions", score_call_emotions, audio, segments, spk, audio.call_id, scorer=scorer)
     ref = next(iter(read_rttm(rttm).values()))
     der = diarization_error(ref, diar.turns)
-    return {"audio_s": audio.duration_s, "load_s": load_s, "stages": times, "peak_after": peak,
+    peers = asr_peers(audio.samples)
+    return {"audio_s": audio.duration_s, "load_s": load_s, "stages": times, "peak_after": peak, "peers": peers,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "der": der.der, "speakers": len(diar.speakers), "ref_speakers": len({t.speaker for t in ref}),
             "segments": len(segments)}
+
+
+def asr_peers(samples) -> dict[str, float]:
+    """Seconds for the same recording through two peers, both with the bundled tiny.en on the
+    CPU (int8, beam 5, English): faster-whisper's own ``transcribe`` (its Silero VAD filter
+    on) and WhisperX's batched pipeline (its bundled pyannote VAD, batch size 8)."""
+    import whisperx
+    from faster_whisper import WhisperModel
+
+    from pipelines.asr import bundled_whisper_path
+
+    path = str(bundled_whisper_path())
+    out = {}
+    fw = WhisperModel(path, device="cpu", compute_type="int8")
+    t = time.perf_counter()
+    segs, _ = fw.transcribe(samples, beam_size=5, language="en", vad_filter=True)
+    list(segs)
+    out["faster-whisper"] = time.perf_counter() - t
+    del fw
+    wx = whisperx.load_model(path, "cpu", compute_type="int8", language="en", vad_method="pyannote")
+    t = time.perf_counter()
+    wx.transcribe(samples, batch_size=8, language="en")
+    out["whisperx batched"] = time.perf_counter() - t
+    return out
 
 
 def main() -> None:
@@ -129,6 +154,9 @@ def main() -> None:
             print(f"  transcript alignment (instead of speakers+sections) / transcription: "
                   f"{r['stages']['transcript'] / r['stages']['transcribe']:.4f}")
         print(f"  {'TOTAL':<20} {total:8.1f} s   RTF {total / r['audio_s']:.4f}   (x{r['audio_s'] / total:.1f} real time)")
+        for peer, sec in r["peers"].items():   # the ASR floor: our transcription stage against two peers
+            print(f"  peer {peer:<15} {sec:8.1f} s   RTF {sec / r['audio_s']:.4f}   our transcribe stage / "
+                  f"{peer}: {r['stages']['transcribe'] / sec:.2f}")
         print(f"  peak RSS {r['peak_rss_mb']:.0f} MB; DER {100 * r['der']:.2f}% "
               f"({r['speakers']} speakers found); {r['segments']} segments")
     if len(results) > 1:
