@@ -144,7 +144,8 @@ def write_manifest(m: Manifest) -> None:
 
 
 @contextlib.contextmanager
-def _flock(path: Path, mode: int) -> Iterator[None]:
+def flock(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """An ``flock`` lock on ``path`` (created if needed) for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -161,12 +162,12 @@ def _lock_path(table_dir: Path, what: str) -> Path:
 def write_lock(table_dir: Path, exclusive: bool = False):
     """Held shared by a writer replacing or deleting a part, exclusively by a compaction while it
     removes the parts it covered."""
-    return _flock(_lock_path(table_dir, "write"), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    return flock(_lock_path(table_dir, "write"), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
 
 def compact_lock(table_dir: Path):
     """One compaction (or manifest change) of a table at a time."""
-    return _flock(_lock_path(table_dir, "compact"), fcntl.LOCK_EX)
+    return flock(_lock_path(table_dir, "compact"), fcntl.LOCK_EX)
 
 
 @dataclass

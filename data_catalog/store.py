@@ -32,6 +32,7 @@ and an ``OSError`` whose message is one line naming the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -272,7 +273,7 @@ class Catalog:
         path = self.part_path(table, key)
         try:
             forgot = self.per_call(table) and compacted.forget(path.parent, key)
-            with (compacted.write_lock(path.parent) if self.per_call(table) else _nolock()):
+            with (compacted.write_lock(path.parent) if self.per_call(table) else contextlib.nullcontext()):
                 path.unlink()
             return True
         except FileNotFoundError:
@@ -461,14 +462,6 @@ class Catalog:
 
         with open_query(self.root, sql, **limits) as result:
             return result.read_all()
-
-
-class _nolock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _concat(pieces: list[pa.Table], spec: TableSchema) -> pa.Table:

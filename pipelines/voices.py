@@ -21,10 +21,7 @@ catalog link one after the other.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -32,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from data_catalog import Catalog
+from data_catalog.compacted import flock
 
 log = logging.getLogger("speechfin.voices")
 # chosen on calls built from RAVDESS actors 01-12 and one executive (benchmarks/voice_linking.py);
@@ -117,23 +115,11 @@ def _unit(v) -> np.ndarray | None:
     return a / n if n > 0 else None
 
 
-@contextlib.contextmanager
-def _voices_lock(catalog: Catalog):
-    path = catalog.root / ".locks" / "voices.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def link_voices_catalog(catalog: Catalog, max_distance: float = VOICE_MATCH_DISTANCE) -> VoiceLinks:
     """Give every unlinked speaker of the catalog's complete calls a voice_id (module docstring)."""
     t0 = time.perf_counter()
     out = VoiceLinks()
-    with _voices_lock(catalog):
+    with flock(catalog.root / ".locks" / "voices.lock"):
         voices = catalog.read("voices", complete_only=True, skip_unreadable=True).to_pandas()
         if voices.empty:
             return out
