@@ -41,7 +41,8 @@ def serve(
     from finance.errors import FinanceError
     from finance.studies import load_spec
     from pipelines.archive import ManifestError
-    from pipelines.flows_serve import ArchiveGoneError, check_cron, serve_archive, watch_archive
+    from pipelines.flows_serve import ArchiveGoneError, check_cron, watch_archive
+    from pipelines.serve_supervisor import serve_archive
     from pipelines.models import ModelLoadError
     from pipelines.runners import RunnerError, runner_config
     from pipelines.settings import default_catalog, get_profile

@@ -16,11 +16,9 @@ Each run of ``watch_archive(archive, catalog_dir, ...)``:
    they were rendered: ``reports`` table) for the archive's calls and the studies;
 6. logs the run summary and returns it (``WatchSummary``).
 
-``serve_archive`` serves the flow with a cron schedule (``speechfin serve``); without a
-configured Prefect API (``PREFECT_API_URL``) it starts a local Prefect server for the
-schedule, since Prefect's temporary server runs no scheduler.  It stops with an error
-when the archive folder is deleted while being served.  ``prefect.yaml`` at the repo
-root declares the same flow for users who run a Prefect server and work pools.
+``build_deployment`` makes the deployment; serving it (a Prefect server subprocess, a watcher
+thread) is ``pipelines.serve_supervisor``.  ``prefect.yaml`` at the repo root declares the
+same flow for users who run a Prefect server and work pools.
 """
 
 from __future__ import annotations
@@ -28,13 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -360,90 +352,3 @@ def build_deployment(archive: Path, catalog_dir: Path, cron: str = DEFAULT_CRON,
     return watch_archive.to_deployment(name=name or f"watch-{archive.resolve().name}", cron=cron, parameters=params,
                                        tags=["speechfin"], description=f"Process new recordings of {archive} "
                                                                        f"into {catalog_dir} ({cron}, UTC)")
-
-
-def _free_port(preferred: int = 4200) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise RuntimeError("no free port for a local Prefect server")
-
-
-@contextmanager
-def prefect_api(timeout_s: float = 90.0):
-    """The configured Prefect API, else a local ``prefect server start`` for the lifetime of the block
-    (Prefect's temporary server has no scheduler, so a schedule would never fire)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield PREFECT_API_URL.value()
-        return
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log.warning("no PREFECT_API_URL: starting a local Prefect server at http://127.0.0.1:%d (UI there); "
-                "it stops with `speechfin serve`", port)
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        import httpx
-
-        t0 = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"local Prefect server exited ({(proc.stderr.read() or '').strip()[-300:]})")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"local Prefect server did not answer on {url} within {timeout_s:.0f} s")
-            time.sleep(0.5)
-        os.environ["PREFECT_API_URL"] = url  # for the flow-run subprocesses
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _watch_folder(archive: Path, gone: threading.Event, stop: threading.Event, poll_s: float) -> None:
-    """Interrupt the served process when ``archive`` disappears."""
-    while not stop.wait(poll_s):
-        if not (archive / "manifest.csv").is_file():
-            gone.set()
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-
-
-def serve_archive(archive: Path, catalog_dir: Path, cron: str = DEFAULT_CRON, reports_dir: Path | None = None,
-                  studies: list[str] | None = None, profile: str = "embedded", formats: list[str] | None = None,
-                  name: str | None = None, poll_s: float = 2.0, runner: str = "sequential", workers: int = 0,
-                  address: str = "") -> None:
-    """Serve ``watch_archive`` on ``cron`` until interrupted; raise ArchiveGoneError if the archive
-    folder disappears meanwhile."""
-    from prefect import serve
-
-    check_inputs(archive, Catalog(catalog_dir))
-    deployment = build_deployment(archive, catalog_dir, cron, reports_dir, studies, profile, formats, name,
-                                  runner, workers, address)
-    gone, stop = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=_watch_folder, args=(archive, gone, stop, poll_s), daemon=True)
-    with prefect_api():
-        watcher.start()
-        try:
-            serve(deployment)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
-    if gone.is_set():
-        raise ArchiveGoneError(f"{archive}: archive folder was deleted while being served; stopped serving")
