@@ -44,23 +44,23 @@ def build(minutes: float) -> tuple[Path, Path]:
 
 def run_one(wav: Path, rttm: Path) -> dict:
     """Process one recording; return stage seconds, RTF, peak RSS and DER."""
-    from pipelines.asr import words_of, transcribe
-    from pipelines.audio import decode_audio
-    from pipelines.diarization import diarize
-    from pipelines.evaluation import diarization_error, read_rttm
-    from pipelines.models import load_models
+    from pipelines.speech.asr import words_of, transcribe
+    from pipelines.speech.audio import decode_audio
+    from pipelines.speech.diarization import diarize
+    from pipelines.speech.evaluation import diarization_error, read_rttm
+    from pipelines.speech.models import load_models
     from pipelines.roles import assign_roles, assign_sections
     from pipelines.settings import get_profile
-    from pipelines.turns import assign_speakers, build_segments
-    from pipelines.vad import detect_speech
-    from pipelines.segmentation import run_segmentation
+    from pipelines.speech.turns import assign_speakers, build_segments
+    from pipelines.speech.vad import detect_speech
+    from pipelines.speech.segmentation import run_segmentation
 
     t0 = time.perf_counter()
     profile = get_profile("embedded")
     models = load_models(profile)
     scorer = None
     try:
-        from pipelines.emotion import load_emotion_scorer
+        from pipelines.speech.emotion import load_emotion_scorer
 
         scorer = load_emotion_scorer()
     except ImportError:
@@ -89,12 +89,12 @@ def run_one(wav: Path, rttm: Path) -> dict:
 
     segments, spk = timed("speakers+sections", speakers)
     if wav.with_suffix(".txt").exists():   # the same call with its speaker-labelled transcript (alignment to the ASR words)
-        from pipelines.transcripts import call_speech
+        from pipelines.speech.transcripts import call_speech
 
         timed("transcript", call_speech, words_of(asr), diar.turns, diar.embeddings, "press_conference",
               transcript_path=str(wav.with_suffix(".txt")))
     if scorer is not None:
-        from pipelines.emotion import score_call_emotions
+        from pipelines.speech.emotion import score_call_emotions
 
         timed("emotions", score_call_emotions, audio, segments, spk, audio.call_id, scorer=scorer)
     ref = next(iter(read_rttm(rttm).values()))
@@ -113,7 +113,7 @@ def asr_peers(samples) -> dict[str, float]:
     import whisperx
     from faster_whisper import WhisperModel
 
-    from pipelines.asr import bundled_whisper_path
+    from pipelines.speech.asr import bundled_whisper_path
 
     path = str(bundled_whisper_path())
     out = {}

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 def build_archive(dest: Path) -> Path:
     import soundfile as sf
 
-    from pipelines.audio import decode_audio
+    from pipelines.speech.audio import decode_audio
     from pipelines.demo import DEMO_ARCHIVE as DEMO_DIR
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -58,8 +58,8 @@ def build_archive(dest: Path) -> Path:
 
 
 def run(archive: Path, kind: str, workers: int) -> dict:
-    from pipelines.flows import process_archive
-    from pipelines.runners import RunnerConfig, RunnerKind
+    from pipelines.flows.calls import process_archive
+    from pipelines.flows.runners import RunnerConfig, RunnerKind
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -119,10 +119,10 @@ def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list]:
 
 
 def prepare(split: str, seeds: range, models, profile) -> list[dict]:
-    from pipelines.diarization import prepare_tracks
-    from pipelines.segmentation import run_segmentation
+    from pipelines.speech.diarization import prepare_tracks
+    from pipelines.speech.segmentation import run_segmentation
     from pipelines.types import Audio
-    from pipelines.vad import detect_speech
+    from pipelines.speech.vad import detect_speech
 
     out, cache = [], {}
     for seed in seeds:
@@ -140,8 +140,8 @@ def prepare(split: str, seeds: range, models, profile) -> list[dict]:
 
 
 def score(calls: list[dict], cfg) -> dict:
-    from pipelines.diarization import cluster_tracks
-    from pipelines.evaluation import diarization_error
+    from pipelines.speech.diarization import cluster_tracks
+    from pipelines.speech.evaluation import diarization_error
 
     ders, within, counts = [], [], []
     for c in calls:
@@ -154,7 +154,7 @@ def score(calls: list[dict], cfg) -> dict:
 
 
 def main() -> None:
-    from pipelines.models import load_models
+    from pipelines.speech.models import load_models
     from pipelines.settings import get_profile
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

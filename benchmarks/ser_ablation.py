@@ -157,7 +157,7 @@ def measure_rtf(minutes: float = 10.0) -> None:
     sys.path[:0] = [str(ROOT / "tests" / "ser_models"), str(ROOT / "tests")]
     from ser_helpers import fake_call
 
-    from pipelines.emotion import load_emotion_scorer, score_call_emotions
+    from pipelines.speech.emotion import load_emotion_scorer, score_call_emotions
     from pipelines.types import Audio, Segment
 
     audio, segments, speakers, _ = fake_call()

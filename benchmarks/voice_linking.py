@@ -133,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=40, help="calls per split")
     args = ap.parse_args()
-    from pipelines.diarization import SpeakerEncoder
+    from pipelines.speech.diarization import SpeakerEncoder
 
     enc = SpeakerEncoder()
     t0 = time.perf_counter()

@@ -81,7 +81,7 @@ TABLES: dict[str, TableSchema] = {
             _s(("call_id", S), ("path", S), ("sha256", S), ("status", S), ("reason", S), ("shape", S), ("encoding", S),
                ("n_turns", I), ("n_speakers", I), ("transcript_coverage", F), ("asr_coverage", F),
                ("turns_not_spoken", I), ("tail_s", F), ("seconds", F)),
-            "call_id", description="the user's transcript of a call and how it was used (pipelines/transcripts.py)",
+            "call_id", description="the user's transcript of a call and how it was used (pipelines/speech/transcripts.py)",
         ),
         TableSchema(
             "speaker_disagreements",

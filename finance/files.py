@@ -26,7 +26,7 @@ from finance.errors import EventsError, FinanceError, RegressionError
 from finance.events import read_events
 from finance.pipeline import require_events, run_event_study
 from finance.prices import FilePriceSource
-from finance.regress import RegressionResults, fit_regression
+from finance.regress import fit_regression
 from finance.tables import read_table
 
 AR_COLUMNS = ["event_id", "rel_day", "date", "ret", "expected_ret", "ar"]

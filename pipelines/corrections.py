@@ -3,7 +3,7 @@
 A changed entity, event_time or title is copied into the ``calls`` row
 (:func:`update_call_metadata`); a changed event_type also re-derives the roles and
 sections from the stored segments (:func:`reassign_roles`), after which the flow recomputes
-the emotion tables.  ``pipelines.flows`` wraps these stages in Prefect tasks.
+the emotion tables.  ``pipelines.flows.calls`` wraps these stages in Prefect tasks.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import shutil
 import subprocess
 import tempfile

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipelines.asr import AsrConfig
-from pipelines.diarization import DiarizationConfig
+from pipelines.speech.asr import AsrConfig
+from pipelines.speech.diarization import DiarizationConfig
 
 PIPELINE_VERSION = "0.1.0"
 

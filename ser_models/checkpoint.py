@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 
 from ser_models.model import BimodalSER, ModelConfig
 

@@ -16,7 +16,7 @@ from ser_models.corpus import load_corpus
 from ser_models.features import tone, top_share
 from ser_models.inference import EmotionScorer
 from ser_models.metrics import CVResult, EvalResult
-from ser_models.train import Experiment, Featurizer, SERData, cross_validate, evaluate, fit, predict, predict_speakers
+from ser_models.train import Experiment, Featurizer, SERData, cross_validate, fit, predict, predict_speakers
 
 log = logging.getLogger(__name__)
 HOTSPOT_QUANTILE = 0.9

@@ -33,12 +33,11 @@ Dictionary baselines:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence

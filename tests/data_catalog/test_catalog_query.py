@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from data_catalog import Catalog, CatalogError
 from data_catalog.query import check_query, open_query
-from pipelines.cli import app
+from pipelines.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,7 @@ def test_out_refuses_the_catalog_tables(cat):
 MEASURE = """
 import resource, sys
 from typer.testing import CliRunner
-from pipelines.cli import app
+from pipelines.cli.main import app
 runner = CliRunner()
 assert runner.invoke(app, ["query", "-c", sys.argv[1], "select * from range(1000)"]).exit_code == 0  # warm imports
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,7 +10,7 @@ from catalog_rows import segment_rows, word_rows, write_call
 from typer.testing import CliRunner
 
 from data_catalog import TABLES, Catalog
-from pipelines.cli import app
+from pipelines.cli.main import app
 
 
 def _calls(cat: Catalog) -> list[tuple[str, str]]:

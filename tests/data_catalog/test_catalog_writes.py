@@ -13,7 +13,7 @@ from catalog_rows import segment_rows, write_call
 from typer.testing import CliRunner
 
 from data_catalog import Catalog, CatalogError, CatalogIOError
-from pipelines.cli import app
+from pipelines.cli.main import app
 from pipelines.tables import record_failure
 
 

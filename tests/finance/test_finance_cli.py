@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fin_synth import synthetic_market
 from finance.calendars import get_calendar
-from pipelines import cli_study
+from pipelines.cli import study as cli_study
 
 TESTS = ["t", "patell", "bmp", "kp_bmp", "corrado", "gen_sign", "wilcoxon"]
 

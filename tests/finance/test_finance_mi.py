@@ -16,7 +16,7 @@ from finance.errors import RegressionError, SpecError
 from finance.measurement import MIConfig, SegmentEvidence, mi_regression, rubin
 from finance.mi_simulation import confusion, simulate
 from finance.studies import SPEC_DIR, run_study
-from pipelines import cli_study
+from pipelines.cli import study as cli_study
 from pipelines.study_inputs import CatalogEvidence
 from ser_models.call_tone import TONE_FEATURES, tone_evidence
 from test_finance_study import FOMC, add_calls

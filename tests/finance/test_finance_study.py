@@ -14,7 +14,7 @@ from finance.calendars import get_calendar
 from finance.errors import NoEventsError, SpecError
 from finance.prices import load_arch_index
 from finance.studies import SPEC_DIR, run_study
-from pipelines import cli_study
+from pipelines.cli import study as cli_study
 
 FOMC = ["2011-04-27", "2011-06-22", "2011-11-02", "2012-01-25", "2012-04-25", "2012-06-20", "2012-09-13",
         "2012-12-12", "2013-03-20", "2013-06-19", "2013-09-18", "2013-12-18", "2014-03-19", "2014-06-18",

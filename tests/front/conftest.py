@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def models():
     """The embedded profile's real models (bundled VAD/segmentation, resemblyzer, tiny.en)."""
-    from pipelines.models import load_models
+    from pipelines.speech.models import load_models
     from pipelines.settings import get_profile
 
     return load_models(get_profile("embedded"))

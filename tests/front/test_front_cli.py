@@ -10,14 +10,14 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from data_catalog import Catalog
-from pipelines.cli import app
+from pipelines.cli.main import app
 
 HEAVY = {"torch", "whisperx", "prefect", "transformers", "pyannote.audio", "statsmodels", "pandas", "duckdb",
          "faster_whisper", "ctranslate2", "matplotlib", "weasyprint", "resemblyzer", "sklearn"}
 
 
 def test_cli_import_is_light():
-    code = "import sys, pipelines.cli; print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = "import sys, pipelines.cli.main; print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -154,8 +154,8 @@ def test_exit_code_policy_is_one_documented_enum():
     documented = [int(c) for c in re.findall(r"^- `(\d)`: ", readme.split("Exit codes")[1], re.M)]
     assert documented == [0, 1, 2, 3]
     assert [run_code(3, 0), run_code(2, 1), run_code(0, 2), run_code(0, 0)] == [0, 3, 1, 0]
-    for mod in ("cli", "cli_study", "cli_report", "cli_serve", "cli_ser"):  # every command uses it
-        assert "exitcodes import" in (REPO / "pipelines" / f"{mod}.py").read_text(), mod
+    for mod in ("main", "catalog", "study", "report", "serve", "ser"):  # every command uses it
+        assert "exitcodes import" in (REPO / "pipelines" / "cli" / f"{mod}.py").read_text(), mod
 
 
 def test_eval_with_full_profile_offline_is_one_line(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ def _parts(cat: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory, prefect_harness, models):
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive = copy_demo_call(tmp_path_factory.mktemp("archive"))
     extra = _bad_rows(archive)
@@ -77,7 +77,7 @@ def test_catalog_rows_are_consistent(processed):
     assert q("select count(*) n from segments") == [{"n": out.n_segments}]
     assert q("select count(*) n from speakers") == [{"n": out.n_speakers}]
     from front_paths import DEMO
-    from pipelines.evaluation import read_rttm
+    from pipelines.speech.evaluation import read_rttm
 
     ref = next(iter(read_rttm(DEMO / "reference" / "fomc_press_conference_20181219.rttm").values()))
     voices = {t.speaker for t in ref}
@@ -103,7 +103,7 @@ def test_catalog_rows_are_consistent(processed):
 
 
 def test_rerun_is_idempotent(processed, prefect_harness):
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive, cat, first = processed
     before = _parts(cat)
@@ -117,7 +117,7 @@ def test_rerun_is_idempotent(processed, prefect_harness):
 def test_crash_in_the_middle_then_rerun(tmp_path, sample_dir, prefect_harness, models):
     """SIGKILL the run right after the ``words`` part is written: no ``calls`` row is left,
     and a re-run completes the call with no duplicate rows."""
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -135,7 +135,7 @@ def test_crash_in_the_middle_then_rerun(tmp_path, sample_dir, prefect_harness, m
                 os.kill(os.getpid(), signal.SIGKILL)
             return path
         store.Catalog.write = write
-        from pipelines.flows import process_archive
+        from pipelines.flows.calls import process_archive
         process_archive({str(archive)!r}, {str(cat)!r}, show_progress=False)
     """)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -170,7 +170,7 @@ def test_emotion_tables_match_segments(processed):
     assert q("select count(*) n from emotions e anti join segments s using (call_id, segment_id)") == [{"n": 0}]
     feats = q("select * from call_features")
     assert len(feats) == 1 and feats[0]["call_id"] == out.call_id
-    from pipelines.models import load_emotion
+    from pipelines.speech.models import load_emotion
 
     assert feats[0]["model_id"] == load_emotion("").model_id
     # probabilities of scored segments sum to one
@@ -208,7 +208,7 @@ def test_changed_ser_model_recomputes_only_emotion_tables(processed, prefect_har
     import dataclasses
     import json
 
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
     from pipelines.settings import get_profile
     from ser_models.checkpoint import EMBEDDED
 
@@ -256,7 +256,7 @@ def test_manifest_corrections_update_the_calls_row(processed, prefect_harness, t
     warning in the summary, not a silent skip."""
     from datetime import datetime, timezone
 
-    from pipelines.flows import CallStatus, process_archive
+    from pipelines.flows.calls import CallStatus, process_archive
 
     archive, cat = _copy_processed(processed, tmp_path)
     call = "fomc_press_conference_20181219.m4a"
@@ -296,7 +296,7 @@ def test_manifest_corrections_update_the_calls_row(processed, prefect_harness, t
 def test_manifest_failures_are_keyed_like_clear_failure(processed, prefect_harness, tmp_path):
     """A manifest error's record is keyed on the resolved file and the row, so fixing the row
     replaces it (one record per row, not one more); no ``ARCHIVE//abs/path`` sources."""
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
     from pipelines.tables import failure_key
 
     archive, cat = _copy_processed(processed, tmp_path)
@@ -326,8 +326,8 @@ def test_run_exit_codes(processed, prefect_harness, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from data_catalog import CatalogError
-    from pipelines import flows
-    from pipelines.cli import app
+    from pipelines.flows import calls as flows
+    from pipelines.cli.main import app
 
     archive, cat = _copy_processed(processed, tmp_path)
     args = ["run", str(archive), "--catalog", str(cat), "--no-study", "--no-report", "--no-progress"]
@@ -346,7 +346,7 @@ def test_run_exit_codes(processed, prefect_harness, tmp_path, monkeypatch):
 
 
 def test_corrected_event_type_reassigns_roles_from_stored_words(processed, prefect_harness, tmp_path):
-    from pipelines.flows import CallStatus, process_archive
+    from pipelines.flows.calls import CallStatus, process_archive
 
     archive, cat = _copy_processed(processed, tmp_path)
     call = "fomc_press_conference_20181219.m4a"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipelines.audio import decode_audio
-from pipelines.segmentation import bundled_segmentation_path
+from pipelines.speech.audio import decode_audio
+from pipelines.speech.segmentation import bundled_segmentation_path
 
 
 def build_local_pipeline(folder, seed: int = 0):
@@ -54,8 +54,8 @@ def build_local_pipeline(folder, seed: int = 0):
 
 def test_pyannote_pipeline_from_local_folder(tmp_path, sample_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from pipelines.diarization import PyannoteDiarizer
-    from pipelines.evaluation import read_rttm, to_annotation
+    from pipelines.speech.diarization import PyannoteDiarizer
+    from pipelines.speech.evaluation import read_rttm, to_annotation
 
     folder = build_local_pipeline(tmp_path / "community-1-local")
     diarizer = PyannoteDiarizer(folder)
@@ -73,7 +73,7 @@ def test_pyannote_pipeline_from_local_folder(tmp_path, sample_dir, monkeypatch):
 
 
 def test_missing_pipeline_folder_is_a_clear_error(tmp_path):
-    from pipelines.diarization import PyannoteDiarizer
+    from pipelines.speech.diarization import PyannoteDiarizer
 
     with pytest.raises(FileNotFoundError, match="nowhere/config.yaml: pyannote pipeline folder or config.yaml not found"):
         PyannoteDiarizer(tmp_path / "nowhere" / "config.yaml")

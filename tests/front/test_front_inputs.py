@@ -8,7 +8,7 @@ import soundfile as sf
 
 from front_paths import DEMO
 from pipelines.archive import ManifestError, read_manifest
-from pipelines.audio import AudioError, decode_audio
+from pipelines.speech.audio import AudioError, decode_audio
 
 SR = 16_000
 

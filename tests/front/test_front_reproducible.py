@@ -18,8 +18,8 @@ _MEL = textwrap.dedent("""
     from pathlib import Path
     import pyannote.audio
     from faster_whisper.feature_extractor import FeatureExtractor
-    from pipelines.asr import _Float64Mel
-    from pipelines.audio import decode_audio
+    from pipelines.speech.asr import _Float64Mel
+    from pipelines.speech.audio import decode_audio
     x = decode_audio(Path(pyannote.audio.__file__).parent / "sample" / "sample.wav").samples
     ours = _Float64Mel(FeatureExtractor(feature_size=80))(x)
     plain = FeatureExtractor(feature_size=80)(x)
@@ -65,10 +65,10 @@ def test_decoding_never_samples(models, sample_dir):
     the fallback, 10 of 12 decodes of it sampled, and it came out as "Thank you for watching");
     ours stays with one beam search per window and drops what fails.  The sample itself is
     decoded without sampling and without the hallucinated words."""
-    from pipelines.asr import AsrConfig, AsrModel, _decode_chunk, transcribe
-    from pipelines.audio import decode_audio
-    from pipelines.evaluation import read_stm, word_error
-    from pipelines.speech import voice_activity
+    from pipelines.speech.asr import AsrConfig, AsrModel, _decode_chunk, transcribe
+    from pipelines.speech.audio import decode_audio
+    from pipelines.speech.evaluation import read_stm, word_error
+    from pipelines.speech.frontend import voice_activity
     from pipelines.types import Audio
 
     sample_audio = decode_audio(sample_dir / "sample.wav")
@@ -102,7 +102,7 @@ def _rows(cat, table: str) -> list[dict]:
 def test_same_call_twice_gives_identical_rows(tmp_path, prefect_harness, models):
     """One demo conference processed twice, into two fresh catalogs, in one process (models
     cached, CTranslate2 threads warm): words, segments and emotions are identical."""
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive = copy_demo_call(tmp_path / "archive", date="20151216")
     cats = [tmp_path / "cat1", tmp_path / "cat2"]

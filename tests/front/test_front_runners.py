@@ -56,7 +56,7 @@ def _same(a: dict, b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory, prefect_harness, models):
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive = _archive(tmp_path_factory.mktemp("archive"))
     cat = tmp_path_factory.mktemp("seq")
@@ -69,15 +69,18 @@ def sequential(tmp_path_factory, prefect_harness, models):
 def test_a_cluster_gives_the_rows_of_a_sequential_run(sequential, tmp_path, kind):
     """Segments, words, speakers, emotions, voices (with their cross-call ids) and call features
     are the same on 2 workers; each worker loaded the models once and reports its peak RSS."""
-    from pipelines.flows import process_archive
-    from pipelines.runners import RunnerConfig, RunnerKind
+    from pipelines.flows.calls import process_archive
+    from pipelines.flows.runners import RunnerConfig, RunnerKind
 
     archive, _, expected = sequential
     summary = process_archive(str(archive), str(tmp_path / "cat"), show_progress=False,
                               runner=RunnerConfig(RunnerKind(kind), workers=2))
     assert summary.error is None and summary.count("processed") == 2, summary.summary()
     _same(_rows(tmp_path / "cat"), expected)
-    assert summary.runner == f"{kind} local cluster, 2 workers"
+    import psutil
+
+    cap_gb = psutil.virtual_memory().total * 0.8 / 2 / 2**30
+    assert summary.runner == f"{kind} local cluster, 2 workers, memory limit {cap_gb:.1f} GB each"
     rss = summary.worker_peak_rss_mb()
     assert 1 <= len(rss) <= 2 and all(300 < v < 8000 for v in rss.values()), rss
     assert all(o.worker.split(":")[-1] != str(os.getpid()) for o in summary.outcomes)
@@ -103,8 +106,8 @@ def test_a_dask_worker_killed_mid_call_is_retried_and_leaves_no_partial_rows(seq
     """A worker is killed (SIGKILL) a few seconds into its call: its nanny starts a new one, the
     call runs again and the catalog holds exactly the sequential rows.  (A call whose worker
     dies on every try: ``test_a_task_whose_worker_always_dies_is_a_worker_died_outcome``.)"""
-    from pipelines.flows import process_archive
-    from pipelines.runners import RunnerConfig, RunnerKind
+    from pipelines.flows.calls import process_archive
+    from pipelines.flows.runners import RunnerConfig, RunnerKind
 
     archive, _, expected = sequential
     cat = tmp_path / "cat"
@@ -140,13 +143,34 @@ def _die(item: int) -> int:
 
 @pytest.mark.parametrize("kind", ["dask", "ray"])
 def test_a_task_whose_worker_always_dies_is_a_worker_died_outcome(kind):
-    from pipelines.runners import RunnerConfig, RunnerKind, WorkerDied, open_pool
+    from pipelines.flows.runners import RunnerConfig, RunnerKind, WorkerDied, open_pool
 
     with open_pool(RunnerConfig(RunnerKind(kind), workers=2)) as pool:
         done = {d.item: d for d in pool.run(_die, [0, 1, 2], ())}
     assert done[0].result == 0 and done[2].result == 20
     assert isinstance(done[1].error, WorkerDied)
     assert "worker died" in str(done[1].error) and "\n" not in str(done[1].error)
+
+
+def _hog(item: int) -> int:
+    if item == 1:
+        block = b"x" * (1200 * 2**20)  # written, so resident
+        time.sleep(5)
+        return len(block)
+    return item * 10
+
+
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_a_worker_over_its_memory_limit_is_stopped_and_the_others_go_on(kind):
+    """A local worker's memory is capped (Dask: its nanny; Ray: the worker's own RSS watchdog):
+    a call holding 1.2 GB in workers capped at 600 MB ends as a worker-died outcome, on the
+    retry too, and the other calls complete."""
+    from pipelines.flows.runners import RunnerConfig, RunnerKind, WorkerDied, open_pool
+
+    with open_pool(RunnerConfig(RunnerKind(kind), workers=2), memory_limit=600 * 2**20) as pool:
+        done = {d.item: d for d in pool.run(_hog, [0, 1, 2], ())}
+    assert done[0].result == 0 and done[2].result == 20
+    assert isinstance(done[1].error, WorkerDied), done[1]  # uncapped, it returns 1.2 GB's length
 
 
 def _closed_port() -> int:

@@ -8,13 +8,13 @@ import pytest
 
 from front_paths import DEMO
 from shared_data import needs_shared
-from pipelines.audio import decode_audio
-from pipelines.diarization import constrained_ahc
-from pipelines.evaluation import diarization_error, read_rttm, read_stm, word_error
-from pipelines.segmentation import LocalSegmentation
-from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
+from pipelines.speech.audio import decode_audio
+from pipelines.speech.diarization import constrained_ahc
+from pipelines.speech.evaluation import diarization_error, read_rttm, read_stm, word_error
+from pipelines.speech.segmentation import LocalSegmentation
+from pipelines.speech.frontend import diarize_audio, transcribe_audio, voice_activity
 from pipelines.types import Turn
-from pipelines.vad import binarize
+from pipelines.speech.vad import binarize
 
 
 # ----------------------------------------------------------------- pure functions
@@ -107,7 +107,7 @@ def test_wer_on_pyannote_sample(models, sample_dir, sample_audio):
 
 def test_parallel_chunk_decoding_keeps_order_and_words():
     """Chunks decoded by two workers give the same words, in call order, as one worker."""
-    from pipelines.asr import AsrConfig, AsrModel, transcribe, words_of
+    from pipelines.speech.asr import AsrConfig, AsrModel, transcribe, words_of
 
     audio = decode_audio(DEMO / f"{_demo_files()[0]}")
     audio = type(audio)(audio.path, audio.samples[: 75 * 16000], audio.sample_rate, audio.call_id)
@@ -156,8 +156,8 @@ def test_wer_on_real_earnings_call_clips(models):
     text): one word is 0.03 points.  Measured 9.25% to 9.58% over package versions and
     decoding settings; the 12% bound is about 75 words of margin."""
     from front_paths import SHARED
-    from pipelines.evaluation import read_labels
-    from pipelines.speech import transcribe_file
+    from pipelines.speech.evaluation import read_labels
+    from pipelines.speech.frontend import transcribe_file
 
     labels = SHARED / "earnings_calls_qin2019" / "labels.csv"
     pairs = read_labels(labels, "text_aligned")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipelines.archive import read_manifest
-from pipelines.transcripts import (TranscriptConfig, TranscriptError, TranscriptStatus, align_transcript, call_speech,
+from pipelines.speech.transcripts import (TranscriptError, TranscriptStatus, align_transcript, call_speech,
                                    infer_role, read_transcript, tokens)
 from pipelines.types import Turn, Word
 
@@ -222,7 +222,7 @@ def test_manifest_transcript_outside_the_archive_or_missing(tmp_path):
 @pytest.fixture(scope="module")
 def with_transcript(tmp_path_factory, prefect_harness, models):
     from front_paths import copy_demo_call
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive = copy_demo_call(tmp_path_factory.mktemp("archive"), date="20161214", transcript=True)
     cat = tmp_path_factory.mktemp("catalog")
@@ -257,7 +257,7 @@ def test_demo_call_with_its_transcript(with_transcript):
 
 def test_changed_transcript_reprocesses_and_a_wrong_one_falls_back(with_transcript, prefect_harness):
     from data_catalog.store import Catalog
-    from pipelines.flows import process_archive
+    from pipelines.flows.calls import process_archive
 
     archive, cat, first = with_transcript
     again = process_archive(str(archive), str(cat), show_progress=False)

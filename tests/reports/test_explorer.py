@@ -158,7 +158,7 @@ def test_explore_command_warns_when_not_on_localhost(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     import uvicorn
-    from pipelines import cli
+    from pipelines.cli import main as cli
 
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.update(host=host, port=port))

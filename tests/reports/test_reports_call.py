@@ -290,7 +290,7 @@ def test_crash_while_writing_the_pdf_leaves_the_old_file(small, monkeypatch):
 
 
 def test_cli(small):
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     cat, synth, out = small
     r = CliRunner().invoke(app, ["report", "call", "ffffffffffffffff", "--catalog", str(cat.root), "--out", str(out)])

@@ -216,7 +216,7 @@ def test_unknown_study_and_missing_spec(study, out):
 
 
 def test_cli(study, tmp_path, out):
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     spec = _edit(study, tmp_path, 'regressors = ["executive_qa_tone"]', 'regressors = ["ceo_pitch_jitter"]')
     r = CliRunner().invoke(app, ["report", "study", str(spec), "--catalog", str(study["cat"].root), "--out", str(out)])

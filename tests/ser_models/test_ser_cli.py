@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from pipelines.cli.main import app
 from ser_models.checkpoint import EMBEDDED
 
 runner = CliRunner()
@@ -22,7 +22,7 @@ def _error_line(res):
 
 
 def test_cli_modules_do_not_import_heavy_libraries():
-    code = "import sys, pipelines.cli; print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))"
+    code = "import sys, pipelines.cli.main; print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

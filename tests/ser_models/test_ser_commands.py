@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from pipelines.cli.main import app
 
 from ser_helpers import RAVDESS, RAVDESS_CODES
 from shared_data import needs_shared

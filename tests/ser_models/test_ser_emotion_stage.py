@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from data_catalog import Catalog
-from pipelines.emotion import load_emotion_scorer, score_call_emotions
+from pipelines.speech.emotion import load_emotion_scorer, score_call_emotions
 from pipelines.types import Audio
 from ser_models.calls import CALL_FEATURE_DOCS, EmotionConfig
 from ser_models.features import lm_scores

@@ -17,9 +17,9 @@ import torch
 from ser_models.checkpoint import load_checkpoint, save_checkpoint
 from ser_models.corpus import load_corpus
 from ser_models.inference import EmotionScorer
-from ser_models.train import Featurizer, TrainConfig, fit, load_experiment, predict
+from ser_models.train import Featurizer, fit, load_experiment, predict
 
-from pipelines.emotion import score_call_emotions
+from pipelines.speech.emotion import score_call_emotions
 
 from ser_helpers import RAVDESS, SHARED, fake_call
 from shared_data import needs_shared
@@ -141,7 +141,7 @@ def test_full_profile_frozen_cli_train(tiny_models, small_corpus, tmp_path):
     folders), then `ser eval` on its checkpoint."""
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     w2v, deberta = tiny_models
     text = (FULL.read_text().replace("facebook/w2v-bert-2.0", str(w2v)).replace("microsoft/deberta-v3-base", str(deberta))

@@ -12,7 +12,7 @@ from ser_models.text_corpora import (FOMC_LABELS, FOMC_SEEDS, FPB_LABELS, TextCo
                                      load_phrasebank, load_text_corpus, not_english)
 from ser_models.inference import EmotionScorer
 from ser_models.text_heads import (SHIPPED, cross_validate_text, dictionary_baseline, evaluate_model,
-                                   fomc_dictionary, hawk_dove_score, lm_sentiment, load_recipe, train_text)
+                                   fomc_dictionary, hawk_dove_score, lm_sentiment, load_recipe)
 
 from shared_data import SHARED, needs_shared
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import pipelines.flows_serve  # noqa: F401 - Prefect sets its console log handler on the session's stderr,
+import pipelines.flows.serve  # noqa: F401 - Prefect sets its console log handler on the session's stderr,
 from serve_helpers import write_manifest  # not on the stream CliRunner swaps in (and closes) below
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_served_deployment_runs_then_stops_when_the_archive_is_deleted(api_url, 
     (["--archive", "{tmp}/archive", "--study", "nope.toml"], "nope.toml: spec file not found"),
 ])
 def test_bad_arguments(tmp_path, args, message):
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     write_manifest(tmp_path / "archive", [])
     r = CliRunner().invoke(app, ["serve", "--catalog", str(tmp_path / "cat"), *[a.format(tmp=tmp_path) for a in args]])
@@ -82,7 +82,7 @@ def test_bad_arguments(tmp_path, args, message):
 
 
 def test_serve_once(api_url, tmp_path):
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     write_manifest(tmp_path / "archive", [])
     r = CliRunner().invoke(app, ["serve", "-a", str(tmp_path / "archive"), "-c", str(tmp_path / "cat"), "--once"])
@@ -93,7 +93,7 @@ def test_serve_once(api_url, tmp_path):
 
 
 def test_deployment_of_the_serve_command(tmp_path):
-    from pipelines.flows_serve import build_deployment, watch_archive
+    from pipelines.flows.serve import build_deployment, watch_archive
 
     write_manifest(tmp_path / "a", [])
     dep = build_deployment(tmp_path / "a", tmp_path / "c", "0 7 * * *", studies=["press_conferences.toml"],

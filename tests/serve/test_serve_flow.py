@@ -19,6 +19,12 @@ def harness(prefect_api):
     return prefect_api
 
 
+def _study(status: str, detail: str = ""):
+    from pipelines.flows.serve import StudyOutcome, StudyStatus
+
+    return StudyOutcome(StudyStatus[status], detail)
+
+
 def _parts(cat: Path) -> dict[str, int]:
     return {str(p.relative_to(cat)): p.stat().st_mtime_ns for p in (cat / "tables").rglob("*.parquet")}
 
@@ -30,8 +36,8 @@ def _reports(folder: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory, harness):
     """Trigger 0 on an empty archive; add the sample call; trigger 1; trigger 2 with nothing new."""
-    from pipelines.audio import file_sha256
-    from pipelines.flows_serve import watch_archive
+    from pipelines.speech.audio import file_sha256
+    from pipelines.flows.serve import watch_archive
 
     base = tmp_path_factory.mktemp("serve")
     archive, cat, out = base / "archive", base / "catalog", base / "reports"
@@ -52,7 +58,7 @@ def watched(tmp_path_factory, harness):
 def test_empty_archive_does_nothing(watched):
     s0 = watched["s0"]
     assert s0.did_nothing and s0.n_files == 0 and s0.new_files == []
-    assert s0.studies == {"acme_calls": "no calls in its sample yet"}
+    assert s0.studies == {"acme_calls": _study("NO_CALLS")}
 
 
 def test_added_file_is_processed_and_reported(watched):
@@ -65,7 +71,8 @@ def test_added_file_is_processed_and_reported(watched):
     assert row["event_time"] == pd.Timestamp(SAMPLE_ROW["event_time"])
     assert cat.read("segments", call_id).num_rows > 0 and cat.read("emotions", call_id).num_rows > 0
     # the affected study was re-run on the new call, and both reports were written
-    assert s1.studies["acme_calls"].startswith("refreshed (not run yet)")
+    assert s1.studies["acme_calls"].status.name == "REFRESHED"
+    assert s1.studies["acme_calls"].detail.startswith("not run yet;")
     ev = cat.read("events", "acme_calls").to_pylist()
     assert [(e["call_id"], str(e["event_date"]), e["kept"]) for e in ev] == [(call_id, "2018-06-01", True)]
     assert sorted(Path(p).name for p in s1.reports) == [f"call_{call_id}.html", "study_acme_calls.html"]
@@ -82,7 +89,7 @@ def test_added_file_is_processed_and_reported(watched):
 def test_second_trigger_with_nothing_new_does_nothing(watched):
     s2 = watched["s2"]
     assert s2.did_nothing and s2.new_files == [] and s2.processed == [] and s2.reports == []
-    assert s2.studies == {"acme_calls": "up to date"}
+    assert s2.studies == {"acme_calls": _study("UP_TO_DATE")}
     assert watched["state2"] == watched["state1"]              # no Parquet part and no report rewritten
     assert "nothing new (1 file(s) known)" in s2.summary()
 
@@ -103,11 +110,11 @@ def test_bad_new_file_fails_alone_and_is_recorded(watched, tmp_path):
     after = _parts(watched["cat"])
     changed = {k for k in after if after[k] != before.get(k)}
     assert all(k.split("/")[1] in ("failures", "watched_files") for k in changed), changed
-    assert s3.studies == {"acme_calls": "up to date"} and s3.reports == []
+    assert s3.studies == {"acme_calls": _study("UP_TO_DATE")} and s3.reports == []
 
 
 def test_deleted_archive_fails_clearly_and_writes_nothing(harness, tmp_path):
-    from pipelines.flows_serve import ArchiveGoneError, watch_archive
+    from pipelines.flows.serve import ArchiveGoneError, watch_archive
 
     cat = tmp_path / "catalog"
     with pytest.raises(ArchiveGoneError, match=r"gone: archive folder not found"):
@@ -118,8 +125,8 @@ def test_deleted_archive_fails_clearly_and_writes_nothing(harness, tmp_path):
 def test_archive_deleted_during_the_run_stops_before_recording(harness, tmp_path, monkeypatch):
     """The folder vanishes while process_archive runs: the run stops with one line, and the archive's
     state is not recorded (what was processed is complete; the rest is picked up if it comes back)."""
-    import pipelines.flows_serve as fs
-    from pipelines.flows import ArchiveSummary
+    import pipelines.flows.serve as fs
+    from pipelines.flows.calls import ArchiveSummary
 
     archive = tmp_path / "archive"
     add_sample_call(archive)
@@ -138,7 +145,7 @@ def test_archive_deleted_during_the_run_stops_before_recording(harness, tmp_path
 
 
 def test_read_only_catalog_fails_before_writing(harness, tmp_path):
-    from pipelines.flows_serve import watch_archive
+    from pipelines.flows.serve import watch_archive
 
     archive, cat = tmp_path / "archive", tmp_path / "catalog"
     write_manifest(archive, [])
@@ -156,7 +163,7 @@ def test_study_download_retried_with_backoff_then_recorded(harness, tmp_path, mo
     """A transient price-source error is retried; a permanent one is not, and lands in `failures`."""
     import finance.studies
     from finance.errors import EventsError, PriceSourceError
-    from pipelines.flows_serve import watch_archive
+    from pipelines.flows.serve import watch_archive
 
     archive, cat = tmp_path / "archive", Catalog(tmp_path / "catalog")
     write_manifest(archive, [])
@@ -175,7 +182,7 @@ def test_study_download_retried_with_backoff_then_recorded(harness, tmp_path, mo
 
     monkeypatch.setattr(finance.studies, "run_study", flaky)
     s = watch_archive(str(archive), str(cat.root), "", [str(spec)], retries=3, retry_backoff_s=0.0)
-    assert len(calls) == 3 and s.studies["acme_calls"].startswith("refreshed")
+    assert len(calls) == 3 and s.studies["acme_calls"].status.name == "REFRESHED"
     assert cat.keys("failures") == []
 
     def broken(spec_path, catalog, *a, **k):
@@ -186,14 +193,15 @@ def test_study_download_retried_with_backoff_then_recorded(harness, tmp_path, mo
     calls.clear()
     (tmp_path / "study" / "acme_calls.toml").write_text(spec.read_text() + "\n# edited\n")  # spec changed: re-run
     s = watch_archive(str(archive), str(cat.root), "", [str(spec)], retries=3, retry_backoff_s=0.0)
-    assert len(calls) == 1 and s.studies["acme_calls"] == "failed: catalog table 'calls': no calls for study 'acme_calls'"
+    assert len(calls) == 1 and s.studies["acme_calls"] == _study(
+        "FAILED", "catalog table 'calls': no calls for study 'acme_calls'")
     fails = cat.read("failures").to_pylist()
     assert [(f["stage"], f["reason"]) for f in fails] == [("study", "catalog table 'calls': no calls for study 'acme_calls'")]
 
 
 def test_transient_errors():
     from finance.errors import PriceSourceError, SpecError
-    from pipelines.flows_serve import is_transient
+    from pipelines.flows.serve import is_transient
 
     assert is_transient(PriceSourceError("x")) and is_transient(ConnectionResetError()) and is_transient(TimeoutError())
     assert is_transient(OSError(5, "Input/output error"))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.asr import AsrSegment, transcribe
-from pipelines.audio import decode_audio
-from pipelines.diarization import Diarization
-from pipelines.models import load_models
+from pipelines.speech.asr import AsrSegment, transcribe
+from pipelines.speech.audio import decode_audio
+from pipelines.speech.diarization import Diarization
+from pipelines.speech.models import load_models
 from pipelines.settings import Profile, get_profile
 from pipelines.types import Audio
-from pipelines.vad import detect_speech
+from pipelines.speech.vad import detect_speech
 
 
 def _profile(profile: Profile | str) -> Profile:

@@ -18,11 +18,11 @@ log = logging.getLogger("speechfin")
 @dataclass
 class FrontEndModels:
     profile: Profile
-    vad: object  # pipelines.vad.SileroVad
-    segmentation: object  # pipelines.segmentation.SegmentationModel
-    asr: object  # pipelines.asr.AsrModel
-    encoder: object | None = None  # pipelines.diarization.SpeakerEncoder (embedded)
-    pyannote: object | None = None  # pipelines.diarization.PyannoteDiarizer (full)
+    vad: object  # pipelines.speech.vad.SileroVad
+    segmentation: object  # pipelines.speech.segmentation.SegmentationModel
+    asr: object  # pipelines.speech.asr.AsrModel
+    encoder: object | None = None  # pipelines.speech.diarization.SpeakerEncoder (embedded)
+    pyannote: object | None = None  # pipelines.speech.diarization.PyannoteDiarizer (full)
     load_seconds: float = 0.0
 
     @property
@@ -33,8 +33,8 @@ class FrontEndModels:
     def diarize(self, audio, num_speakers: int | None, speech: list[tuple[float, float]]):
         """The profile's diarizer, whichever it is: the pyannote pipeline (full profile), or the
         bundled segmentation + resemblyzer clustering kept to the VAD's ``speech`` (embedded)."""
-        from pipelines.diarization import diarize
-        from pipelines.segmentation import run_segmentation
+        from pipelines.speech.diarization import diarize
+        from pipelines.speech.segmentation import run_segmentation
 
         if self.pyannote is not None:
             return self.pyannote(audio, num_speakers)
@@ -78,10 +78,10 @@ def load_models(profile: Profile) -> FrontEndModels:
     line, naming the model and the local-folder options) on failure."""
     import torch
 
-    from pipelines.asr import AsrModel
-    from pipelines.diarization import PyannoteDiarizer, SpeakerEncoder
-    from pipelines.segmentation import SegmentationModel
-    from pipelines.vad import SileroVad
+    from pipelines.speech.asr import AsrModel
+    from pipelines.speech.diarization import PyannoteDiarizer, SpeakerEncoder
+    from pipelines.speech.segmentation import SegmentationModel
+    from pipelines.speech.vad import SileroVad
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def load_models(profile: Profile) -> FrontEndModels:
 @lru_cache(maxsize=4)
 def load_emotion(checkpoint: str = ""):
     """Load (and cache) the SER scorer of ``checkpoint`` ("" = the shipped embedded one)."""
-    from pipelines.emotion import load_emotion_scorer
+    from pipelines.speech.emotion import load_emotion_scorer
 
     t0 = time.perf_counter()
     scorer = load_emotion_scorer(checkpoint or None)

@@ -14,8 +14,8 @@ from typing import Optional
 
 import typer
 
-from pipelines import cli_report, cli_ser, cli_serve, cli_study, exitcodes
-from pipelines import cli_catalog
+from pipelines import exitcodes
+from pipelines.cli import catalog, report, ser, serve, study
 from pipelines.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -23,15 +23,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(cli_ser.app, name="ser")
-app.add_typer(cli_study.app, name="study")
-app.add_typer(cli_report.app, name="report")
-app.add_typer(cli_catalog.app, name="catalog")
-app.command("serve")(cli_serve.serve)
+app.add_typer(ser.app, name="ser")
+app.add_typer(study.app, name="study")
+app.add_typer(report.app, name="report")
+app.add_typer(catalog.app, name="catalog")
+app.command("serve")(serve.serve)
 eval_app = typer.Typer(help="Score diarization (DER) and transcription (WER) against references.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
-DEMO_ARCHIVE = Path(__file__).resolve().parent / "demo_archive"
+DEMO_ARCHIVE = Path(__file__).resolve().parents[1] / "demo_archive"
 DEMO_STUDIES = ["press_conferences.toml", "research_designs.toml"]   # run on the demo archive by default
 
 
@@ -86,13 +86,13 @@ def run(
     from data_catalog import CatalogError
     from finance.errors import FinanceError
     from pipelines.archive import ManifestError
-    from pipelines.flows import CallStatus
-    from pipelines.flows_main import main_job
-    from pipelines.models import ModelLoadError
+    from pipelines.flows.calls import CallStatus
+    from pipelines.flows.main import main_job
+    from pipelines.speech.models import ModelLoadError
     from pipelines.settings import get_profile
     from reports import ReportError
 
-    from pipelines.runners import RunnerError, runner_config
+    from pipelines.flows.runners import RunnerError, runner_config
 
     prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
     cat = _catalog_dir(catalog)
@@ -224,10 +224,10 @@ def eval_diarization(
     for p in (audio, rttm):
         if not p.is_file():
             fail(f"{p}: file not found")
-    from pipelines.evaluation import ReferenceError, diarization_error, read_rttm
-    from pipelines.audio import AudioError
-    from pipelines.models import ModelLoadError
-    from pipelines.speech import diarize_file
+    from pipelines.speech.evaluation import ReferenceError, diarization_error, read_rttm
+    from pipelines.speech.audio import AudioError
+    from pipelines.speech.models import ModelLoadError
+    from pipelines.speech.frontend import diarize_file
 
     try:
         refs = read_rttm(rttm)
@@ -259,10 +259,10 @@ def eval_asr(
     for p in (audio, stm, labels):
         if p is not None and not p.is_file():
             fail(f"{p}: file not found")
-    from pipelines.audio import AudioError
-    from pipelines.evaluation import ReferenceError, read_labels, read_stm, word_error
-    from pipelines.models import ModelLoadError
-    from pipelines.speech import transcribe_file
+    from pipelines.speech.audio import AudioError
+    from pipelines.speech.evaluation import ReferenceError, read_labels, read_stm, word_error
+    from pipelines.speech.models import ModelLoadError
+    from pipelines.speech.frontend import transcribe_file
 
     try:
         if labels is not None:

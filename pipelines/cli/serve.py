@@ -34,17 +34,17 @@ def serve(
     bad = [f for f in fmt if f not in ("html", "pdf")]
     if bad:
         fail(f"--format {bad[0]!r}: use html or pdf", ExitCode.USAGE)
-    from pipelines.cli import quiet_prefect
+    from pipelines.cli.main import quiet_prefect
 
     quiet_prefect()
     from data_catalog import Catalog, CatalogError
     from finance.errors import FinanceError
     from finance.studies import load_spec
     from pipelines.archive import ManifestError
-    from pipelines.flows_serve import ArchiveGoneError, check_cron, watch_archive
-    from pipelines.serve_supervisor import serve_archive
-    from pipelines.models import ModelLoadError
-    from pipelines.runners import RunnerError, runner_config
+    from pipelines.flows.serve import ArchiveGoneError, check_cron, watch_archive
+    from pipelines.flows.supervisor import serve_archive
+    from pipelines.speech.models import ModelLoadError
+    from pipelines.flows.runners import RunnerError, runner_config
     from pipelines.settings import default_catalog, get_profile
 
     cat = (catalog or default_catalog()).expanduser()

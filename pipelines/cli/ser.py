@@ -30,7 +30,7 @@ def _experiment(config: Optional[Path], seed: Optional[int]):
 
     from ser_models.train import load_experiment
 
-    exp = load_experiment(config or Path(__file__).resolve().parents[1] / "ser_models" / "configs" / "embedded.toml")
+    exp = load_experiment(config or Path(__file__).resolve().parents[2] / "ser_models" / "configs" / "embedded.toml")
     return replace(exp, train=replace(exp.train, seed=seed)) if seed is not None else exp
 
 

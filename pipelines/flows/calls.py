@@ -4,7 +4,7 @@ Every task is a thin wrapper around a plain stage function of ``pipelines``; not
 in speechfin imports Prefect.  Models are loaded once per process (``load_models``) and
 shared by every call of an archive.
 
-With a Dask or Ray runner (``pipelines.runners``) each call is one task on a worker,
+With a Dask or Ray runner (``pipelines.flows.runners``) each call is one task on a worker,
 ``run_call``: the same stages, called directly rather than as Prefect tasks.  After the batch
 come the catalog-wide steps: voice identities across calls (``pipelines.voices``), then the
 per-person baselines (``pipelines.baselines``).
@@ -24,21 +24,21 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from data_catalog import Catalog, CatalogError
-from pipelines import progress
+from pipelines.flows import progress
 from pipelines.archive import CallEntry, ManifestError, read_manifest
-from pipelines.asr import words_of
-from pipelines.audio import AudioError, decode_audio, file_sha256
+from pipelines.speech.asr import words_of
+from pipelines.speech.audio import AudioError, decode_audio, file_sha256
 from pipelines.baselines import update_baselines
 from pipelines.exitcodes import one_line
 from pipelines.corrections import describe_changes, reassign_roles, update_call_metadata
-from pipelines.models import ModelLoadError, load_emotion, load_models
+from pipelines.speech.models import ModelLoadError, load_emotion, load_models
 from pipelines.roles import parse_speakers_hint
-from pipelines.runners import RunnerConfig, RunnerError, RunnerKind, WorkerDied, open_pool, worker_stats
+from pipelines.flows.runners import RunnerConfig, RunnerError, RunnerKind, WorkerDied, open_pool, worker_stats
 from pipelines.settings import Profile, get_profile
-from pipelines.speech import diarize_audio, transcribe_audio, voice_activity
+from pipelines.speech.frontend import diarize_audio, transcribe_audio, voice_activity
 from pipelines.tables import (CallResult, call_rows, clear_failure, emotions_current, is_complete, read_call,
                               record_failure, transcript_current, write_call)
-from pipelines.transcripts import call_speech
+from pipelines.speech.transcripts import call_speech
 from pipelines.voices import link_voices_catalog
 
 # False in ``run_call`` (a Dask or Ray worker): stages are called directly, not as Prefect tasks
@@ -202,7 +202,7 @@ def speakers_task(asr_segments, diarization, entry: CallEntry):
 
 @task(name="emotions", cache_policy=NONE)
 def emotions_task(audio, segments, speakers, profile: Profile, event_type: str):
-    from pipelines.emotion import score_call_emotions
+    from pipelines.speech.emotion import score_call_emotions
 
     return score_call_emotions(audio, segments, speakers, audio.call_id, scorer=load_emotion(profile.ser_checkpoint),
                                event_type=event_type)

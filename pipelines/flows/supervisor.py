@@ -1,6 +1,6 @@
 """Serving ``watch_archive`` (``speechfin serve``): the process supervision, apart from the flow.
 
-``serve_archive`` serves the flow's deployment (``pipelines.flows_serve.build_deployment``)
+``serve_archive`` serves the flow's deployment (``pipelines.flows.serve.build_deployment``)
 with a cron schedule.  Without a configured Prefect API (``PREFECT_API_URL``) it starts a
 local Prefect server as a subprocess for the schedule (``prefect_api``), since Prefect's
 temporary server runs no scheduler.  A watcher thread stops serving (SIGINT to this process)
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from data_catalog import Catalog
-from pipelines.flows_serve import DEFAULT_CRON, ArchiveGoneError, build_deployment, check_inputs
+from pipelines.flows.serve import DEFAULT_CRON, ArchiveGoneError, build_deployment, check_inputs
 
 log = logging.getLogger("speechfin.serve")
 

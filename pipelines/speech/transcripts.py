@@ -49,9 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.audio import file_sha256
+from pipelines.speech.audio import file_sha256
 from pipelines.roles import ROLES, assign_roles, assign_sections
-from pipelines.turns import assign_speakers, build_segments, split_sentences
+from pipelines.speech.turns import assign_speakers, build_segments, split_sentences
 from pipelines.types import Segment, SpeakerInfo, Turn, Word
 
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.segmentation import LocalSegmentation
+from pipelines.speech.segmentation import LocalSegmentation
 from pipelines.types import Audio, Turn
-from pipelines.vad import binarize, speech_mask
+from pipelines.speech.vad import binarize, speech_mask
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from pipelines.asr import mean_confidence
+from pipelines.speech.asr import mean_confidence
 from pipelines.types import Segment, Turn, Word
 
 _ABBREV = {"mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "inc.", "corp.", "co.", "ltd.", "jr.", "sr.", "no.", "etc.", "e.g.", "i.e."}

@@ -6,11 +6,14 @@
 - ``dask``: ``distributed.Client(ADDR)``, or a ``LocalCluster`` of N single-threaded worker
   processes (default: one per core), each with a memory limit of 80% of RAM / N, past which
   the nanny restarts it.
-- ``ray``: ``ray.init(address=ADDR)``, or a local Ray instance with N CPUs, one per call.
+- ``ray``: ``ray.init(address=ADDR)``, or a local Ray instance with N CPUs, one per call.  Ray
+  caps no worker's memory (only its node monitor kills the largest one when the machine is
+  nearly full), so on a local instance each worker watches its own RSS and exits past the same
+  80% of RAM / N: the call is then retried, as a Dask nanny's restart would have it.
 
-Under Dask and Ray a call is one task, ``pipelines.flows.run_call``: the same stage functions,
+Under Dask and Ray a call is one task, ``pipelines.flows.calls.run_call``: the same stage functions,
 called directly (the Prefect flow that submits them records the batch; workers make no API
-calls).  A worker process keeps the models it loaded (``pipelines.models`` caches them per
+calls).  A worker process keeps the models it loaded (``pipelines.speech.models`` caches them per
 process), so each worker loads them once.  Every result carries the worker's name and peak
 RSS, which the run summary reports.
 
@@ -61,7 +64,10 @@ class RunnerConfig:
     def describe(self) -> str:
         if self.kind == RunnerKind.SEQUENTIAL:
             return "sequential"
-        return f"{self.kind} " + (f"cluster at {self.address}" if self.address else f"local cluster, {self.n_workers} workers")
+        if self.address:
+            return f"{self.kind} cluster at {self.address}"
+        return (f"{self.kind} local cluster, {self.n_workers} workers, memory limit "
+                f"{worker_memory_limit(self.n_workers) / 2**30:.1f} GB each")
 
 
 class RunnerError(RuntimeError):
@@ -127,20 +133,65 @@ def within(connect: Callable[[], Any], cfg: RunnerConfig, timeout_s: float = 2 *
     return out["value"]
 
 
+def _status_kb(key: str) -> int:
+    """A ``/proc/self/status`` field in kB (``VmRSS``, ``VmHWM``), 0 where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def worker_stats() -> tuple[str, float]:
     """This process's name (host:pid) and peak RSS in MB: ``VmHWM``, the peak of its own
     address space (``ru_maxrss`` carries the parent's peak across fork and exec, so a worker
     spawned by a process holding the models reported the parent's 2.3 GB)."""
-    peak = 0.0
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    except (OSError, ValueError):
+    peak = _status_kb("VmHWM") / 1024
+    if not peak:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return f"{socket.gethostname()}:{os.getpid()}", peak
+
+
+def worker_memory_limit(n_workers: int) -> int:
+    """Bytes a worker of a local cluster may hold: 80% of RAM shared by ``n_workers``."""
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.8 / max(1, n_workers))
+
+
+_CAPPED: list[int] = []  # the limit this process's watchdog enforces (started once per process)
+
+
+def cap_memory(limit_bytes: int, interval_s: float = 0.2) -> None:
+    """Exit this worker process (code 137) once its RSS passes ``limit_bytes``: a daemon
+    thread polls ``VmRSS`` every ``interval_s``.  The cluster sees a dead worker and retries
+    the call elsewhere, as a Dask nanny does past its ``memory_limit``."""
+    if _CAPPED or limit_bytes <= 0:
+        return
+    import threading
+
+    _CAPPED.append(limit_bytes)
+
+    def watch() -> None:
+        while True:
+            rss = _status_kb("VmRSS") * 1024
+            if rss > limit_bytes:
+                sys.stderr.write(f"speechfin worker {os.getpid()}: RSS {rss / 2**20:,.0f} MB is over its limit "
+                                 f"of {limit_bytes / 2**20:,.0f} MB; exiting\n")
+                os._exit(137)
+            time.sleep(interval_s)
+
+    threading.Thread(target=watch, name="speechfin-memory-cap", daemon=True).start()
+
+
+def run_capped(fn: Callable, limit_bytes: int, item: Any, *args: Any) -> Any:
+    """``fn(item, *args)`` in a worker whose memory is capped at ``limit_bytes`` (0: no cap)."""
+    cap_memory(limit_bytes)
+    return fn(item, *args)
 
 
 @dataclass
@@ -153,7 +204,9 @@ class Done:
 
 
 class DaskPool:
-    def __init__(self, cfg: RunnerConfig):
+    def __init__(self, cfg: RunnerConfig, memory_limit: int | None = None):
+        """``memory_limit``: bytes per worker of a local cluster (default 80% of RAM / N),
+        enforced by its nanny; a joined cluster keeps its own."""
         import dask
         from distributed import Client, LocalCluster
 
@@ -165,14 +218,10 @@ class DaskPool:
             check_reachable(cfg.address, cfg.kind)
             self.client = within(lambda: Client(cfg.address, timeout=f"{CONNECT_TIMEOUT_S}s"), cfg)
         else:
-            import psutil
-
-            mem = int(psutil.virtual_memory().total * 0.8 / cfg.n_workers)
             self._cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
-                                         memory_limit=mem, dashboard_address=None, silence_logs=logging.ERROR)
+                                         memory_limit=memory_limit or worker_memory_limit(cfg.n_workers), dashboard_address=None,
+                                         silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
-        self.memory_limit_mb = {w: info.get("memory_limit", 0) / 2**20
-                                for w, info in self.client.scheduler_info()["workers"].items()}
 
     def run(self, fn: Callable, items: list, args: tuple) -> Iterator[Done]:
         from distributed import as_completed
@@ -201,9 +250,12 @@ def _dask_error(exc: BaseException) -> BaseException:
 
 
 class RayPool:
-    def __init__(self, cfg: RunnerConfig):
+    def __init__(self, cfg: RunnerConfig, memory_limit: int | None = None):
+        """``memory_limit``: bytes per worker on a local instance (default 80% of RAM / N);
+        a joined cluster keeps its own policy."""
         import ray
 
+        self.memory_limit = 0 if cfg.address else (memory_limit or worker_memory_limit(cfg.n_workers))
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
         if cfg.address:
@@ -213,13 +265,12 @@ class RayPool:
         else:
             ray.init(num_cpus=cfg.n_workers, include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=False, runtime_env={"env_vars": env})
-        self.memory_limit_mb: dict[str, float] = {}
 
     def run(self, fn: Callable, items: list, args: tuple) -> Iterator[Done]:
         import ray
 
-        remote = ray.remote(num_cpus=1, max_retries=RETRIES)(fn)
-        refs = {remote.remote(item, *args): item for item in items}
+        remote = ray.remote(num_cpus=1, max_retries=RETRIES)(run_capped)
+        refs = {remote.remote(fn, self.memory_limit, item, *args): item for item in items}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -246,11 +297,12 @@ def _ray_error(exc: BaseException) -> BaseException:
 
 
 @contextlib.contextmanager
-def open_pool(cfg: RunnerConfig) -> Iterator[DaskPool | RayPool]:
-    """A Dask or Ray pool for ``cfg`` (not for the sequential runner), closed afterwards."""
+def open_pool(cfg: RunnerConfig, memory_limit: int | None = None) -> Iterator[DaskPool | RayPool]:
+    """A Dask or Ray pool for ``cfg`` (not for the sequential runner), closed afterwards;
+    ``memory_limit`` (bytes per local worker) replaces the default 80% of RAM / N."""
     t0 = time.perf_counter()
     try:
-        pool = DaskPool(cfg) if cfg.kind == RunnerKind.DASK else RayPool(cfg)
+        pool = (DaskPool if cfg.kind == RunnerKind.DASK else RayPool)(cfg, memory_limit)
     except ImportError as exc:
         raise RunnerError(f"--runner {cfg.kind} needs a package that is missing ({exc}); reinstall the "
                           f"environment from requirements.lock") from None

@@ -17,12 +17,13 @@ Each run of ``watch_archive(archive, catalog_dir, ...)``:
 6. logs the run summary and returns it (``WatchSummary``).
 
 ``build_deployment`` makes the deployment; serving it (a Prefect server subprocess, a watcher
-thread) is ``pipelines.serve_supervisor``.  ``prefect.yaml`` at the repo root declares the
+thread) is ``pipelines.flows.supervisor``.  ``prefect.yaml`` at the repo root declares the
 same flow for users who run a Prefect server and work pools.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import os
@@ -38,9 +39,9 @@ from prefect.tasks import exponential_backoff
 from data_catalog import Catalog, CatalogError
 from pipelines.archive import CallEntry, ManifestError, read_manifest
 from pipelines.exitcodes import one_line
-from pipelines.flows import CallStatus, process_archive
-from pipelines.runners import RunnerKind, runner_config
-from pipelines.models import load_emotion, load_models
+from pipelines.flows.calls import CallStatus, process_archive
+from pipelines.flows.runners import RunnerKind, runner_config
+from pipelines.speech.models import load_emotion, load_models
 from pipelines.settings import get_profile
 from pipelines.tables import clear_failure, record_failure
 
@@ -160,6 +161,25 @@ def _retry_if_transient(task, task_run, state) -> bool:
     return is_transient(state.result(raise_on_failure=False))
 
 
+class StudyStatus(str, enum.Enum):
+    UP_TO_DATE = "up to date"
+    NO_CALLS = "no calls in its sample yet"
+    REFRESHED = "refreshed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a refresh did to one study: a status value, and the detail printed after it
+    (why it was re-run and its sample line, or the failure)."""
+
+    status: StudyStatus
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.status.value}: {self.detail}" if self.detail else self.status.value
+
+
 @dataclass
 class WatchSummary:
     archive: str
@@ -168,7 +188,7 @@ class WatchSummary:
     new_files: list[str] = field(default_factory=list)
     processed: list[tuple[str, str]] = field(default_factory=list)   # (file, call_id)
     failed: list[tuple[str, str]] = field(default_factory=list)      # (file, reason)
-    studies: dict[str, str] = field(default_factory=dict)            # study -> what happened
+    studies: dict[str, StudyOutcome] = field(default_factory=dict)   # study -> what happened
     reports: list[str] = field(default_factory=list)
     report_failures: list[str] = field(default_factory=list)
     model_load_s: float = 0.0
@@ -177,7 +197,7 @@ class WatchSummary:
     @property
     def did_nothing(self) -> bool:
         return not (self.new_files or self.reports or self.report_failures
-                    or any(s.startswith(("refreshed", "failed")) for s in self.studies.values()))
+                    or any(o.status in (StudyStatus.REFRESHED, StudyStatus.FAILED) for o in self.studies.values()))
 
     def summary(self) -> str:
         head = f"watch {self.archive} -> catalog {self.catalog}: "
@@ -236,20 +256,20 @@ def refresh_studies(catalog: Catalog, studies: list[str], retries: int, backoff_
         try:
             spec = load_spec(spec_path)
         except FinanceError as exc:
-            summary.studies[str(spec_path)] = f"failed: {exc}"
+            summary.studies[str(spec_path)] = StudyOutcome(StudyStatus.FAILED, str(exc))
             record_failure(catalog, f"study:{spec_path}", "study", str(exc))
             continue
         why = study_staleness(catalog, spec)
         if not why or why == "no calls":
-            summary.studies[spec.study_id] = "up to date" if not why else "no calls in its sample yet"
+            summary.studies[spec.study_id] = StudyOutcome(StudyStatus.NO_CALLS if why else StudyStatus.UP_TO_DATE)
             continue
         state = _retrying(study_task, retries, backoff_s)(spec_path, str(catalog.root), return_state=True)
         if state.is_completed():
-            summary.studies[spec.study_id] = f"refreshed ({why}): {state.result()}"
+            summary.studies[spec.study_id] = StudyOutcome(StudyStatus.REFRESHED, f"{why}; {state.result()}")
             clear_failure(catalog, f"study:{spec_path}")
         else:
             reason = one_line(state.result(raise_on_failure=False))
-            summary.studies[spec.study_id] = f"failed: {reason}"
+            summary.studies[spec.study_id] = StudyOutcome(StudyStatus.FAILED, reason)
             record_failure(catalog, f"study:{spec_path}", "study", reason)
 
 
@@ -292,7 +312,7 @@ def watch_archive(archive: str, catalog_dir: str, reports_dir: str = "", studies
     """Pick up the recordings added to ``archive`` since the last run, process them, refresh the
     affected studies and reports, and log a run summary.  ``reports_dir`` defaults to
     ``<catalog>/reports``; ``studies`` are spec files (or bundled spec names); ``runner``,
-    ``workers`` and ``address`` as for ``speechfin run`` (``pipelines.runners``)."""
+    ``workers`` and ``address`` as for ``speechfin run`` (``pipelines.flows.runners``)."""
     t0 = time.perf_counter()
     logger = get_run_logger()
     root, catalog = Path(archive), Catalog(catalog_dir)

@@ -1,7 +1,7 @@
 """The main job (``speechfin run``): archive -> speech and emotions -> studies -> reports.
 
-It composes the archive flow (``pipelines.flows``) with the study and report refresh of the
-scheduled flow (``pipelines.flows_serve``), so a manual run and a scheduled run do the same
+It composes the archive flow (``pipelines.flows.calls``) with the study and report refresh of the
+scheduled flow (``pipelines.flows.serve``), so a manual run and a scheduled run do the same
 work: studies are re-run and reports re-rendered only when the catalog data behind them
 changed (or they are missing).
 """
@@ -15,16 +15,16 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from data_catalog import Catalog, CatalogError
-from pipelines.flows import ArchiveSummary, process_archive
-from pipelines.flows_serve import WatchSummary, refresh_reports, refresh_studies
-from pipelines.runners import RunnerConfig
+from pipelines.flows.calls import ArchiveSummary, process_archive
+from pipelines.flows.serve import StudyOutcome, StudyStatus, WatchSummary, refresh_reports, refresh_studies
+from pipelines.flows.runners import RunnerConfig
 from pipelines.settings import Profile
 
 
 @dataclass
 class MainJobSummary:
     archive: ArchiveSummary
-    studies: dict[str, str] = field(default_factory=dict)  # study id -> what happened
+    studies: dict[str, StudyOutcome] = field(default_factory=dict)  # study id -> what happened
     reports: list[str] = field(default_factory=list)  # paths written
     failures: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -32,7 +32,7 @@ class MainJobSummary:
     @property
     def n_failed(self) -> int:
         """Studies and reports that failed (calls are counted in ``archive``)."""
-        return sum(v.startswith("failed") for v in self.studies.values()) + len(self.failures)
+        return sum(o.status == StudyStatus.FAILED for o in self.studies.values()) + len(self.failures)
 
     def after_archive(self) -> list[str]:
         """The lines about studies, reports and stage times (the archive has its own summary)."""

@@ -94,7 +94,7 @@ def score_call_emotions(audio: Audio, segments: list[Segment], speakers: list[Sp
 
     if audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"{audio.path}: sample rate {audio.sample_rate} Hz, the emotion stage needs "
-                         f"{SAMPLE_RATE} Hz (decode with pipelines.audio)")
+                         f"{SAMPLE_RATE} Hz (decode with pipelines.speech.audio)")
     t0 = time.time()
     scorer = scorer or load_emotion_scorer(checkpoint)
     cfg = config or EmotionConfig()
