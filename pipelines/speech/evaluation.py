@@ -81,8 +81,15 @@ def diarization_error(reference: list[Turn], hypothesis: list[Turn]) -> DERResul
     """DER with no collar, overlap counted."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
+    from pyannote.core import Segment, Timeline
+
+    ref, hyp = to_annotation(reference), to_annotation(hypothesis)
+    # scored from the first to the last turn of either side: what pyannote assumes (with a
+    # warning) when no uem is given
+    ends = [t.start_s for t in reference + hypothesis] + [t.end_s for t in reference + hypothesis]
+    uem = Timeline([Segment(min(ends, default=0.0), max(ends, default=0.0))])
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    c = metric(to_annotation(reference), to_annotation(hypothesis), detailed=True)
+    c = metric(ref, hyp, uem=uem, detailed=True)
     tot = c["total"] or 1.0
     return DERResult(c["diarization error rate"], c["false alarm"] / tot, c["missed detection"] / tot,
                      c["confusion"] / tot, c["total"])
