@@ -34,15 +34,20 @@ def test_constrained_ahc_respects_cannot_link_and_threshold():
     labels = constrained_ahc(E, np.ones(6), none, threshold=0.3)
     assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
     cannot = none.copy()
-    cannot[0, 1] = cannot[1, 0] = True  # 0 and 1 were seen talking at once: never one speaker
+    cannot[0, 1] = cannot[1, 0] = True  # 0 and 1 were seen talking at once: kept apart
     labels = constrained_ahc(E, np.ones(6), cannot, threshold=0.3)
     assert labels[0] != labels[1] and len(set(labels)) == 3
     assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.3, num_speakers=1))) == 1
     assert len(set(constrained_ahc(E, np.ones(6), none, threshold=0.0, num_speakers=4))) == 4
-    # a given number of speakers is honoured exactly, even where cannot-links block the merges
+    # a given number of speakers is honoured exactly, even where every pair is cannot-linked
     blocked = ~np.eye(6, dtype=bool)
     labels = constrained_ahc(E, np.ones(6), blocked, threshold=0.3, num_speakers=2)
     assert len(set(labels)) == 2 and len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1
+    # the constraint is soft: one cannot-linked pair among many close ones does not split a voice
+    big = np.concatenate([E[:3]] * 4)  # 12 tracks of one voice
+    many = np.zeros((12, 12), bool)
+    many[0, 1] = many[1, 0] = True
+    assert len(set(constrained_ahc(big, np.ones(12), many, threshold=0.3))) == 1
 
 
 def test_aggregate_matches_direct_average():
