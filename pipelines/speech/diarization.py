@@ -237,7 +237,8 @@ def embed_tracks(audio: Audio, seg: LocalSegmentation, spans: list[tuple[int, np
 
 
 def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, threshold: float,
-                    num_speakers: int | None = None, cannot_penalty: float = 1.5) -> np.ndarray:
+                    num_speakers: int | None = None,
+                    cannot_penalty: float = DiarizationConfig.cannot_penalty) -> np.ndarray:
     """Average-linkage clustering with soft cannot-link constraints; returns labels (n,).
 
     ``E``: (n, D) unit vectors; ``weights``: (n,) seconds behind each; ``cannot``: (n, n) bool.

@@ -79,15 +79,14 @@ class DERResult:
 
 def diarization_error(reference: list[Turn], hypothesis: list[Turn]) -> DERResult:
     """DER with no collar, overlap counted."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
     from pyannote.core import Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
 
     ref, hyp = to_annotation(reference), to_annotation(hypothesis)
     # scored from the first to the last turn of either side: what pyannote assumes (with a
     # warning) when no uem is given
-    ends = [t.start_s for t in reference + hypothesis] + [t.end_s for t in reference + hypothesis]
-    uem = Timeline([Segment(min(ends, default=0.0), max(ends, default=0.0))])
+    turns = reference + hypothesis
+    uem = Timeline([Segment(min((t.start_s for t in turns), default=0.0), max((t.end_s for t in turns), default=0.0))])
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     c = metric(ref, hyp, uem=uem, detailed=True)
     tot = c["total"] or 1.0

@@ -45,9 +45,9 @@ def test_constrained_ahc_respects_cannot_link_and_threshold():
     assert len(set(labels)) == 2 and len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1
     # the constraint is soft: one cannot-linked pair among many close ones does not split a voice
     big = np.concatenate([E[:3]] * 4)  # 12 tracks of one voice
-    many = np.zeros((12, 12), bool)
-    many[0, 1] = many[1, 0] = True
-    assert len(set(constrained_ahc(big, np.ones(12), many, threshold=0.3))) == 1
+    one_pair = np.zeros((12, 12), bool)
+    one_pair[0, 1] = one_pair[1, 0] = True
+    assert len(set(constrained_ahc(big, np.ones(12), one_pair, threshold=0.3))) == 1
 
 
 def test_aggregate_matches_direct_average():
