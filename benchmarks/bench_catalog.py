@@ -95,7 +95,7 @@ def call_tables(i: int, rng: np.random.Generator) -> dict[str, pa.Table]:
             "n_windows": rng.integers(1, 10, SEGMENTS), "skip_reason": [""] * SEGMENTS}
     emo |= {f"p_{e}": p[:, k] for k, e in enumerate(EMOTIONS)}
     voices = pa.table({"call_id": [cid] * SPEAKERS, "speaker": [f"SPEAKER_{k:02d}" for k in range(SPEAKERS)],
-                       "voice_id": speakers.column("voice_id"), "embedding_model": ["resemblyzer-ge2e"] * SPEAKERS,
+                       "voice_id": speakers.column("voice_id"), "embedding_model": ["campplus-cn-en-common"] * SPEAKERS,
                        "embedding": [rng.normal(size=256).astype("float32").tolist() for _ in range(SPEAKERS)]})
     return {"speakers": speakers, "segments": segments, "words": words, "voices": voices,
             "emotions": pa.table(emo), "calls": calls}

@@ -171,7 +171,7 @@ def main() -> None:
     elif args.calls:
         calib = prepare("calibration", range(args.calls), models, profile)
         grid = [replace(base, threshold=t, min_cluster_s=m)
-                for t, m in itertools.product((0.15, 0.2, 0.25, 0.3, 0.35, 0.4), (2.0, 3.0, 5.0))]
+                for t, m in itertools.product((0.2, 0.3, 0.4, 0.5, 0.6, 0.7), (2.0, 3.0, 5.0))]
         # min_cluster_s stays at most 5 s: on the pyannote sample and the demo calls a speaker with
         # 5-10 s of speech is real (10 s gave the sample one speaker and DER 50%)
         results = [(cfg, score(calib, cfg)) for cfg in grid]

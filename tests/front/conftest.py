@@ -23,7 +23,7 @@ def sample_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def models():
-    """The embedded profile's real models (bundled VAD/segmentation, resemblyzer, tiny.en)."""
+    """The embedded profile's real models (bundled VAD/segmentation, CAM++, tiny.en)."""
     from pipelines.speech.models import load_models
     from pipelines.settings import get_profile
 

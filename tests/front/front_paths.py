@@ -10,9 +10,9 @@ DEMO = REPO / "pipelines" / "demo_archive"
 
 
 def copy_demo_call(dest: Path, date: str = "20181219", rows_extra: list[dict] | None = None,
-                   transcript: bool = False) -> Path:
+                   transcript: bool = False, speakers_hint: int | None = None) -> Path:
     """An archive in ``dest`` holding one demo call (and optional extra manifest rows); with
-    ``transcript`` also its transcript file and manifest column."""
+    ``transcript`` also its transcript file and manifest column; ``speakers_hint`` in its row."""
     import csv
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -25,6 +25,8 @@ def copy_demo_call(dest: Path, date: str = "20181219", rows_extra: list[dict] | 
             shutil.copy(DEMO / r["transcript"], dest / r["transcript"])
         elif not transcript:
             r["transcript"] = ""
+        if speakers_hint is not None:
+            r["speakers_hint"] = str(speakers_hint)
     rows += rows_extra or []
     with (dest / "manifest.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["file", "event_type", "entity", "event_time", "title", "speakers_hint",

@@ -13,7 +13,7 @@ from data_catalog import Catalog
 from pipelines.cli.main import app
 
 HEAVY = {"torch", "whisperx", "prefect", "transformers", "pyannote.audio", "statsmodels", "pandas", "duckdb",
-         "faster_whisper", "ctranslate2", "matplotlib", "weasyprint", "resemblyzer", "sklearn"}
+         "faster_whisper", "ctranslate2", "matplotlib", "weasyprint", "sklearn"}
 
 
 def test_cli_import_is_light():
