@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import shutil
 import subprocess
 import tempfile
@@ -109,7 +110,7 @@ def select_script(utts: list[Utterance], target_s: float, words_per_s: float = 2
 def speak(text: str, voice: tuple[str, int, int], workdir: Path) -> np.ndarray:
     """Synthesize one sentence with espeak-ng; return 16 kHz float32 with silence trimmed."""
     import soundfile as sf
-    import soxr
+    from scipy.signal import resample_poly
 
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -118,7 +119,9 @@ def speak(text: str, voice: tuple[str, int, int], workdir: Path) -> np.ndarray:
     wav = workdir / "u.wav"
     subprocess.run([exe, "-v", name, "-s", str(wpm), "-p", str(pitch), "-w", str(wav), text], check=True, capture_output=True)
     x, sr = sf.read(wav, dtype="float32")
-    x = soxr.resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
+    if sr != SAMPLE_RATE:
+        g = math.gcd(sr, SAMPLE_RATE)
+        x = resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32)
     return trim_silence(x)
 
 

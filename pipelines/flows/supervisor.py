@@ -25,7 +25,8 @@ from pipelines.flows.serve import DEFAULT_CRON, ArchiveGoneError, build_deployme
 
 log = logging.getLogger("speechfin.serve")
 
-def _free_port(preferred: int = 4200) -> int:
+def free_port(preferred: int = 4200) -> int:
+    """``preferred`` if it is free, else a port the kernel picks."""
     for port in (preferred, 0):
         with socket.socket() as s:
             try:
@@ -34,6 +35,19 @@ def _free_port(preferred: int = 4200) -> int:
             except OSError:
                 continue
     raise RuntimeError("no free port for a local Prefect server")
+
+
+def pin_temporary_server() -> None:
+    """Without a configured API, give Prefect's temporary server a port the kernel picked (as
+    Prefect's own test harness does). Prefect draws one from 8000-8999 at random, so two runs
+    started together can draw the same one; Prefect then retries, but the loser's uvicorn has
+    already printed a bind error and a traceback into the run's output."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    server = SubprocessASGIServer()  # the instance Prefect's client starts when it needs one
+    if not PREFECT_API_URL.value() and not server.running and server.port is None:
+        server.port = free_port(0)
 
 
 @contextmanager
@@ -45,7 +59,7 @@ def prefect_api(timeout_s: float = 90.0):
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     log.warning("no PREFECT_API_URL: starting a local Prefect server at http://127.0.0.1:%d (UI there); "
                 "it stops with `speechfin serve`", port)

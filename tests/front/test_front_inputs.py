@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -79,11 +81,15 @@ def test_two_second_file_decodes(tmp_path):
 
 @pytest.mark.parametrize("sr,channels", [(8_000, 1), (44_100, 2), (48_000, 1)])
 def test_resampled_to_16k_mono(tmp_path, sample_dir, sr, channels):
-    import soxr
+    from scipy.signal import resample_poly
+
+    def resample(x, a, b):  # independent of the decoder's resampler (PyAV's libswresample)
+        g = math.gcd(a, b)
+        return resample_poly(x, b // g, a // g).astype(np.float32)
 
     ref, ref_sr = sf.read(sample_dir / "sample.wav", dtype="float32")
     assert ref_sr == SR
-    x = soxr.resample(ref, SR, sr)
+    x = resample(ref, SR, sr)
     if channels == 2:
         x = np.stack([x, 0.5 * x], axis=1)
     p = tmp_path / f"call_{sr}_{channels}.wav"
@@ -93,7 +99,7 @@ def test_resampled_to_16k_mono(tmp_path, sample_dir, sr, channels):
     assert a.duration_s == pytest.approx(len(ref) / SR, abs=0.02)
     scale = 0.75 if channels == 2 else 1.0  # mono downmix averages the channels
     if sr == 8_000:  # compare in the telephone band only
-        ref = soxr.resample(soxr.resample(ref, SR, 8_000), 8_000, SR)
+        ref = resample(resample(ref, SR, 8_000), 8_000, SR)
     n = min(len(ref), len(a.samples))
     assert np.corrcoef(a.samples[:n], ref[:n])[0, 1] > 0.98
     assert np.std(a.samples[:n]) == pytest.approx(scale * np.std(ref[:n]), rel=0.05)
