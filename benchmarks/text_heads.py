@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/text_heads.py --tasks fpb        # Financial PhraseBank only (~9 min)
     .venv/bin/python benchmarks/text_heads.py --tasks fomc       # FOMC only
     .venv/bin/python benchmarks/text_heads.py --table            # print the table of the results file
+    .venv/bin/python benchmarks/text_heads.py --tasks fomc --validation --fomc-config VARIANT.toml
+        # choose a FOMC recipe without the test splits: per seed, train on 80% of its train
+        # split, score the held-out 20% (stratified, shuffled with seed 0)
 
 1. Financial PhraseBank v1.0, 50% agreement (4,845 sentences: the 4,846 published minus one
    German sentence), 5-fold stratified CV (folds shuffled with seed 0), recipe
@@ -41,6 +44,8 @@ def main() -> None:
     ap.add_argument("--variant", default="", help="name of this row (default: the config's name)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--validation", action="store_true",
+                    help="FOMC: score 20%% validation slices of the train splits, never the test splits")
     ap.add_argument("--checkpoints", action="store_true",
                     help="also write the shipped checkpoints from these runs (FPB: trained on all sentences "
                          "after the CV; FOMC: the seed-944601 model of the split run)")
@@ -74,6 +79,8 @@ def main() -> None:
         if args.checkpoints:
             card = train_checkpoint(r, SHIPPED["sentiment"], {"cv": rep.metrics()})
             print(f"wrote {SHIPPED['sentiment']}: {card.model_id} ({card.raw['train_seconds']} s)", flush=True)
+    if "fomc" in tasks and args.validation:
+        return fomc_validation(load_recipe(args.fomc_config), args.variant, args.results)
     if "fomc" in tasks:
         r = load_recipe(args.fomc_config)
         t0 = time.time()
@@ -98,6 +105,28 @@ def main() -> None:
             card = train_checkpoint(r, SHIPPED["fomc"], metrics, trained=models[r.seed])
             print(f"wrote {SHIPPED['fomc']}: {card.model_id} (seed {r.seed}: {res[r.seed].seconds:.0f} s)", flush=True)
     print_table(args.results)
+
+
+def fomc_validation(r, variant: str, results: str) -> None:
+    """Per split seed: train on 4/5 of the train split, macro-F1 on the other fifth."""
+    import numpy as np
+
+    from ser_models.text_heads import FOMC_SEEDS, evaluate_model, recipe_corpus, stratified_groups, train_text
+
+    t0, per = time.time(), {}
+    for s in FOMC_SEEDS:
+        corpus = recipe_corpus(r, "train", s)
+        held = stratified_groups(corpus.y, 5, 0) == "fold1"
+        model, feat = train_text(r, corpus.subset(np.flatnonzero(~held)))
+        e = evaluate_model(model, feat, corpus.subset(np.flatnonzero(held)), f"validation slice of train split {s}")
+        per[str(s)] = {"accuracy": e.model.wa, "macro_f1": e.model.macro_f1}
+        print(f"seed {s}: validation macro-F1 {e.model.macro_f1:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    write(results, [{"task": "fomc-validation", "model": variant or r.exp.name,
+                     "protocol": "20% slice of each combine train split (stratified, seed 0)",
+                     "n": int(held.sum()), "accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
+                     "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])), "ua": float("nan"),
+                     "seeds": per, "seconds": round(time.time() - t0)}])
+    print_table(results)
 
 
 def write(path, rows) -> None:
