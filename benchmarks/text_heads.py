@@ -119,12 +119,12 @@ def fomc_validation(r, variant: str, results: str) -> None:
         held = stratified_groups(corpus.y, 5, 0) == "fold1"
         model, feat = train_text(r, corpus.subset(np.flatnonzero(~held)))
         e = evaluate_model(model, feat, corpus.subset(np.flatnonzero(held)), f"validation slice of train split {s}")
-        per[str(s)] = {"accuracy": e.model.wa, "macro_f1": e.model.macro_f1}
+        per[str(s)] = {"accuracy": e.model.wa, "macro_f1": e.model.macro_f1, "ua": e.model.ua}
         print(f"seed {s}: validation macro-F1 {e.model.macro_f1:.3f} ({time.time() - t0:.0f} s)", flush=True)
     write(results, [{"task": "fomc-validation", "model": variant or r.exp.name,
                      "protocol": "20% slice of each combine train split (stratified, seed 0)",
                      "n": int(held.sum()), "accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
-                     "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])), "ua": float("nan"),
+                     "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])), "ua": float(np.mean([v["ua"] for v in per.values()])),
                      "seeds": per, "seconds": round(time.time() - t0)}])
     print_table(results)
 
@@ -142,10 +142,10 @@ def print_table(path) -> None:
         row = json.loads(line)
         rows[(row["task"], row["model"])] = row
     target = {"fpb": "acc >= 82%, macro-F1 >= 0.78", "fomc": "macro-F1 >= 0.62"}
-    print(f"\n{'task':<6}{'model':<34}{'accuracy':>9}{'macro-F1':>10}{'UA':>8}   per fold / seed (macro-F1)")
+    print(f"\n{'task':<16}{'model':<40}{'accuracy':>9}{'macro-F1':>10}{'UA':>8}   per fold / seed (macro-F1)")
     for (task, model), r in rows.items():
         per = r.get("folds") or list((r.get("seeds") or {}).values())
-        print(f"{task:<6}{model[:33]:<34}{r['accuracy']:>9.1%}{r['macro_f1']:>10.3f}{r['ua']:>8.1%}   "
+        print(f"{task:<16}{model[:39]:<40}{r['accuracy']:>9.1%}{r['macro_f1']:>10.3f}{r['ua']:>8.1%}   "
               + " ".join(f"{p['macro_f1']:.3f}" for p in per))
     print("targets: " + "; ".join(f"{k}: {v}" for k, v in target.items()))
 
