@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import shutil
 import subprocess
 import tempfile
@@ -110,7 +109,8 @@ def select_script(utts: list[Utterance], target_s: float, words_per_s: float = 2
 def speak(text: str, voice: tuple[str, int, int], workdir: Path) -> np.ndarray:
     """Synthesize one sentence with espeak-ng; return 16 kHz float32 with silence trimmed."""
     import soundfile as sf
-    from scipy.signal import resample_poly
+
+    from ser_models.augment import resample
 
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -119,9 +119,7 @@ def speak(text: str, voice: tuple[str, int, int], workdir: Path) -> np.ndarray:
     wav = workdir / "u.wav"
     subprocess.run([exe, "-v", name, "-s", str(wpm), "-p", str(pitch), "-w", str(wav), text], check=True, capture_output=True)
     x, sr = sf.read(wav, dtype="float32")
-    if sr != SAMPLE_RATE:
-        g = math.gcd(sr, SAMPLE_RATE)
-        x = resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32)
+    x = resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
     return trim_silence(x)
 
 

@@ -23,6 +23,7 @@ what the channel adds to that speaker's frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,6 +64,12 @@ def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     return resample_poly(np.asarray(x, np.float64), up, down).astype(np.float32)
+
+
+def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """``x`` sampled at ``sr_from`` Hz, resampled to ``sr_to`` Hz (polyphase, float32)."""
+    g = math.gcd(sr_from, sr_to)
+    return _resample(x, sr_to // g, sr_from // g)
 
 
 def telephone(x: np.ndarray) -> np.ndarray:
