@@ -12,7 +12,8 @@ clustering, in the manner of pyannote 3:
    audio where that track speaks alone.
 4. *Clustering*: average-linkage agglomerative clustering of tracks (cosine distance),
    with a soft cannot-link between tracks active in the same window (they are different
-   local speakers by construction); stop at ``threshold`` or at ``num_speakers``.
+   local speakers by construction); stop at ``threshold`` or at ``num_speakers``.  Without
+   a known count, clusters whose centroids are closer than ``centroid_merge`` then merge.
 5. *Reconstruction*: per frame, the ``count`` most active clusters, where ``count`` is the
    number of simultaneous speakers estimated by the segmentation model.
 
@@ -45,6 +46,10 @@ class DiarizationConfig:
     # split): held-out DER 17.2%, count within one on 81% (resemblyzer at its own best, 0.25 / 3 s: 25.4%, 88%)
     min_cluster_s: float = 3.0  # smaller clusters are dissolved into their nearest neighbours
     threshold: float = 0.6  # cosine distance at which clustering stops
+    # then clusters whose speech-weighted centroids are closer than this merge (one voice in several
+    # moods or registers: its tracks are far apart pairwise, its cluster centres are not); chosen with
+    # the threshold on the calibration calls: held-out DER 17.1% -> 16.1%, count within one 81% -> 94%
+    centroid_merge: float = 0.4
     cannot_penalty: float = 1.5  # added to the distance of two tracks heard in one window
     min_duration_off: float = 0.0  # fill gaps shorter than this inside one speaker's turns
     max_embed_s: float = 45.0  # audio used per track embedding at most
@@ -255,6 +260,28 @@ def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, thre
 # --------------------------------------------------------------------------------------
 # 5. reconstruction
 # --------------------------------------------------------------------------------------
+def merge_close_centroids(E: np.ndarray, weights: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """Merge the two clusters with the closest centroids while their cosine distance is below
+    ``distance``; returns new labels (n,) numbered 0..k-1.
+
+    ``E``: (n, D) unit track embeddings; ``weights``: (n,) seconds behind each; a centroid is
+    the speech-weighted mean of its tracks.  Average linkage compares tracks pairwise, and the
+    tracks of one voice that changes register (calm, then animated) can sit farther apart than
+    the threshold while their means stay close."""
+    labels = np.unique(labels, return_inverse=True)[1]
+    while labels.max(initial=0) > 0:
+        k = int(labels.max()) + 1
+        C = np.stack([(E[labels == s] * weights[labels == s, None]).sum(axis=0) for s in range(k)])
+        C /= np.linalg.norm(C, axis=1, keepdims=True) + 1e-12
+        Dc = 1.0 - C @ C.T
+        np.fill_diagonal(Dc, np.inf)
+        i, j = np.unravel_index(np.argmin(Dc), Dc.shape)
+        if Dc[i, j] >= distance:
+            break
+        labels = np.unique(np.where(labels == j, i, labels), return_inverse=True)[1]
+    return labels
+
+
 def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.ndarray, n_clusters: int,
                 cfg: DiarizationConfig, speech: list[tuple[float, float]] | None = None) -> np.ndarray:
     """(T, S) bool speaker activity on the global grid.
@@ -330,6 +357,8 @@ def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speaker
     idx = np.flatnonzero(reliable) if reliable.any() else np.arange(tr.n)
     labels[idx] = constrained_ahc(E[idx], secs[idx], cannot[np.ix_(idx, idx)], cfg.threshold, num_speakers,
                                   cfg.cannot_penalty)
+    if num_speakers is None and cfg.centroid_merge > 0:
+        labels[idx] = merge_close_centroids(E[idx], np.maximum(secs[idx], 1e-3), labels[idx], cfg.centroid_merge)
     # like pyannote's min_cluster_size: a cluster with too little speech is not a speaker
     size = np.bincount(labels[idx], weights=secs[idx])
     keep = size >= cfg.min_cluster_s

@@ -9,7 +9,7 @@ import pytest
 from front_paths import DEMO
 from shared_data import needs_shared
 from pipelines.speech.audio import decode_audio
-from pipelines.speech.diarization import constrained_ahc
+from pipelines.speech.diarization import constrained_ahc, merge_close_centroids
 from pipelines.speech.evaluation import diarization_error, read_rttm, read_stm, word_error
 from pipelines.speech.segmentation import LocalSegmentation
 from pipelines.speech.frontend import diarize_audio, transcribe_audio, voice_activity
@@ -48,6 +48,38 @@ def test_constrained_ahc_respects_cannot_link_and_threshold():
     one_pair = np.zeros((12, 12), bool)
     one_pair[0, 1] = one_pair[1, 0] = True
     assert len(set(constrained_ahc(big, np.ones(12), one_pair, threshold=0.3))) == 1
+
+
+def test_centroid_merge_joins_one_voice_in_two_registers_and_keeps_other_voices():
+    rng = np.random.default_rng(3)
+    d = 64
+    voice_a, voice_b, mood = (v / np.linalg.norm(v) for v in rng.normal(size=(3, d)))
+    def tracks(center, n):
+        e = center + 0.05 * rng.normal(size=(n, d))
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+    calm, animated = tracks(voice_a + 0.7 * mood, 5), tracks(voice_a - 0.7 * mood, 5)  # one voice, two registers
+    other = tracks(voice_b, 4)
+    E = np.concatenate([calm, animated, other])
+    w = rng.uniform(1, 5, len(E))
+    labels = constrained_ahc(E, w, np.zeros((14, 14), bool), threshold=0.6)
+    # pairwise, the registers are farther apart than the threshold: average linkage keeps them apart
+    assert len(set(labels)) == 3
+    assert 1 - calm.mean(0) @ animated.mean(0) / np.linalg.norm(calm.mean(0)) / np.linalg.norm(animated.mean(0)) > 0.6
+
+    def centroid(rows):
+        c = (E[rows] * w[rows, None]).sum(0)
+        return c / np.linalg.norm(c)
+    a_rows, b_rows = np.arange(10), np.arange(10, 14)
+    cut = 1 - centroid(np.flatnonzero(labels == labels[0])) @ centroid(np.flatnonzero(labels == labels[5]))
+    merged = merge_close_centroids(E, w, labels, distance=cut + 0.05)
+    assert len(set(merged[a_rows])) == 1 and len(set(merged[b_rows])) == 1 and merged[0] != merged[10]
+    assert sorted(set(merged)) == [0, 1]
+    # below the registers' centroid distance nothing merges (labels only renumbered)
+    kept = merge_close_centroids(E, w, labels, distance=cut - 0.05)
+    assert len(set(kept)) == 3 and all(len(set(kept[labels == s])) == 1 for s in set(labels))
+    # the other voice is far from both: even a loose distance leaves it alone until it is the closest pair
+    far = 1 - centroid(a_rows) @ centroid(b_rows)
+    assert len(set(merge_close_centroids(E, w, labels, distance=far - 0.01))) == 2
 
 
 def test_aggregate_matches_direct_average():
