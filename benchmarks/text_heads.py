@@ -7,6 +7,10 @@
     .venv/bin/python benchmarks/text_heads.py --tasks fomc --validation --fomc-config VARIANT.toml
         # choose a FOMC recipe without the test splits: per seed, train on 80% of its train
         # split, score the held-out 20% (stratified, shuffled with seed 0)
+    .venv/bin/python benchmarks/text_heads.py --tasks fomc --members 3 [--validation] [--splits 5768]
+        # FOMC: an ensemble of 3 models of the recipe (training seeds 0, 1, 2; probabilities
+        # averaged) per split; each member's probabilities are kept in --probs-dir, so the
+        # (split, member) runs can be shared between processes and a rerun only combines them
 
 1. Financial PhraseBank v1.0, 50% agreement (4,845 sentences: the 4,846 published minus one
    German sentence), 5-fold stratified CV (folds shuffled with seed 0), recipe
@@ -46,6 +50,13 @@ def main() -> None:
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--validation", action="store_true",
                     help="FOMC: score 20%% validation slices of the train splits, never the test splits")
+    ap.add_argument("--members", type=int, default=0,
+                    help="FOMC: score an ensemble of this many models per split (training seeds 0..N-1)")
+    ap.add_argument("--splits", default="", help="FOMC with --members: only these split seeds (comma-separated)")
+    ap.add_argument("--probs-dir", default=str(ROOT / "benchmarks" / "results" / "fomc_member_probs"),
+                    help="FOMC with --members: where each member's probabilities are kept (not committed)")
+    ap.add_argument("--member-ids", default="", help="FOMC with --members: train only these members (comma-separated)")
+    ap.add_argument("--save-members", default="", help="FOMC with --members: write the shipped split's members here")
     ap.add_argument("--checkpoints", action="store_true",
                     help="also write the shipped checkpoints from these runs (FPB: trained on all sentences "
                          "after the CV; FOMC: the seed-944601 model of the split run)")
@@ -79,6 +90,12 @@ def main() -> None:
         if args.checkpoints:
             card = train_checkpoint(r, SHIPPED["sentiment"], {"cv": rep.metrics()})
             print(f"wrote {SHIPPED['sentiment']}: {card.model_id} ({card.raw['train_seconds']} s)", flush=True)
+    if "fomc" in tasks and args.members:
+        splits = [int(x) for x in args.splits.split(",")] if args.splits else None
+        return fomc_members(load_recipe(args.fomc_config), args.members, args.validation, args.variant,
+                            args.results, Path(args.probs_dir), splits,
+                            Path(args.save_members) if args.save_members else None,
+                            [int(x) for x in args.member_ids.split(",")] if args.member_ids else None)
     if "fomc" in tasks and args.validation:
         return fomc_validation(load_recipe(args.fomc_config), args.variant, args.results)
     if "fomc" in tasks:
@@ -126,6 +143,70 @@ def fomc_validation(r, variant: str, results: str) -> None:
                      "n": int(held.sum()), "accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
                      "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])), "ua": float(np.mean([v["ua"] for v in per.values()])),
                      "seeds": per, "seconds": round(time.time() - t0)}])
+    print_table(results)
+
+
+def fomc_members(r, members: int, validation: bool, variant: str, results: str, probs_dir: Path,
+                 splits: list[int] | None, save_dir: Path | None = None, only: list[int] | None = None) -> None:
+    """Ensemble of ``members`` models of recipe ``r`` per split (training seeds 0..members-1),
+    scored on the validation slices (``validation``) or on Shah et al.'s test splits.
+
+    Each member's probabilities are saved as ``probs_dir/<mode>-<recipe>-<split>-m<seed>.npy``
+    and reused; the row is written when every split has all its members.  ``save_dir``: also
+    write each member trained on the shipped split (``r.seed``) there as a checkpoint."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ser_models.metrics import EvalResult
+    from ser_models.text_corpora import FOMC_SEEDS
+    from ser_models.text_heads import recipe_corpus, stratified_groups, text_data, train_text
+    from ser_models.train import predict
+
+    mode = "validation" if validation else "test"
+    probs_dir.mkdir(parents=True, exist_ok=True)
+    t0, per = time.time(), {}
+    for s in FOMC_SEEDS:
+        train = recipe_corpus(r, "train", s)
+        if validation:
+            held = stratified_groups(train.y, 5, 0) == "fold1"
+            train, test = train.subset(np.flatnonzero(~held)), train.subset(np.flatnonzero(held))
+        else:
+            test = recipe_corpus(r, "test", s)
+        probs = []
+        for m in range(members):
+            f = probs_dir / f"{mode}-{r.exp.name}-{s}-m{m}.npy"
+            if not f.exists() and (splits is None or s in splits) and (only is None or m in only):
+                rm = replace(r, exp=replace(r.exp, train=replace(r.exp.train, seed=m)))
+                model, feat = train_text(rm, train)
+                p, _ = predict(model, text_data(test, feat), feat)
+                np.save(f, np.asarray(p, np.float32))
+                if save_dir is not None and not validation and s == r.seed:  # the shipped split's members
+                    from ser_models.text_heads import train_checkpoint
+                    train_checkpoint(rm, save_dir / f"m{m}", {"ensemble_member": m}, trained=(model, feat))
+                print(f"{mode} split {s}, member {m}: macro-F1 "
+                      f"{EvalResult(model.config.labels, test.y, p.argmax(1)).macro_f1:.3f} "
+                      f"({time.time() - t0:.0f} s)", flush=True)
+            if f.exists():
+                probs.append(np.load(f))
+        if len(probs) == members:
+            labels = tuple(r.exp.model.labels)
+            single = [EvalResult(labels, test.y, p.argmax(1)) for p in probs]
+            ens = EvalResult(labels, test.y, np.mean(probs, axis=0).argmax(1))
+            per[str(s)] = {"accuracy": ens.wa, "macro_f1": ens.macro_f1, "ua": ens.ua,
+                           "members_macro_f1": [e.macro_f1 for e in single]}
+            print(f"{mode} split {s}: ensemble of {members} macro-F1 {ens.macro_f1:.3f} "
+                  f"(members {' '.join(f'{e.macro_f1:.3f}' for e in single)})", flush=True)
+    if len(per) < len(FOMC_SEEDS):
+        return print(f"{len(per)} of {len(FOMC_SEEDS)} splits have all {members} members; no row written")
+    protocol = ("20% slice of each combine train split (stratified, seed 0)" if validation
+                else "Shah et al. combine splits, mean of 3 seeds")
+    write(results, [{"task": "fomc-validation" if validation else "fomc",
+                     "model": variant or f"{r.exp.name} ensemble of {members}", "protocol": protocol,
+                     "n": int(len(test.y)), "accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
+                     "macro_f1": float(np.mean([v["macro_f1"] for v in per.values()])),
+                     "ua": float(np.mean([v["ua"] for v in per.values()])), "seeds": per,
+                     "seconds": round(time.time() - t0)}])
     print_table(results)
 
 
