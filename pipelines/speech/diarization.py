@@ -47,8 +47,9 @@ class DiarizationConfig:
     min_cluster_s: float = 3.0  # smaller clusters are dissolved into their nearest neighbours
     threshold: float = 0.6  # cosine distance at which clustering stops
     # then clusters whose speech-weighted centroids are closer than this merge (one voice in several
-    # moods or registers: its tracks are far apart pairwise, its cluster centres are not); chosen with
-    # the threshold on the calibration calls: held-out DER 17.1% -> 16.1%, count within one 81% -> 94%
+    # moods or registers: its tracks are far apart pairwise, its cluster centres are not); chosen on the
+    # calibration calls with threshold and min_cluster_s kept: held-out DER 17.2% -> 16.1%, count within
+    # one 81% -> 94% (benchmarks/README.md, also for what the joint sweep chose)
     centroid_merge: float = 0.4
     cannot_penalty: float = 1.5  # added to the distance of two tracks heard in one window
     min_duration_off: float = 0.0  # fill gaps shorter than this inside one speaker's turns
@@ -257,9 +258,6 @@ def constrained_ahc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, thre
     return out
 
 
-# --------------------------------------------------------------------------------------
-# 5. reconstruction
-# --------------------------------------------------------------------------------------
 def merge_close_centroids(E: np.ndarray, weights: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
     """Merge the two clusters with the closest centroids while their cosine distance is below
     ``distance``; returns new labels (n,) numbered 0..k-1.
@@ -282,6 +280,9 @@ def merge_close_centroids(E: np.ndarray, weights: np.ndarray, labels: np.ndarray
     return labels
 
 
+# --------------------------------------------------------------------------------------
+# 5. reconstruction
+# --------------------------------------------------------------------------------------
 def reconstruct(seg: LocalSegmentation, track: np.ndarray, track_cluster: np.ndarray, n_clusters: int,
                 cfg: DiarizationConfig, speech: list[tuple[float, float]] | None = None) -> np.ndarray:
     """(T, S) bool speaker activity on the global grid.
