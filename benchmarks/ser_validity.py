@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--variant", default="shipped", choices=sorted(VARIANTS))
     ap.add_argument("--config", default=str(ROOT / "ser_models" / "configs" / "embedded.toml"))
     ap.add_argument("--epochs", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
     ap.add_argument("--results", help="append the row to this JSONL file")
     ap.add_argument("--table", help="print the table of a results file and stop")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
@@ -64,16 +65,16 @@ def main() -> None:
     if args.table:
         return print_table(args.table)
     if args.cross_sentence:
-        row = cross_sentence(args.variant, args.config, args.epochs)
+        row = cross_sentence(args.variant, args.config, args.epochs, args.seed)
     else:
-        row = run(args.variant, args.config, args.epochs, args.nuisance_speaker)
+        row = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed)
     print(json.dumps(row, indent=1))
     if args.results:
         with open(args.results, "a") as f:
             f.write(json.dumps(row) + "\n")
 
 
-def prepare_variant(variant: str, config: str, epochs: int):
+def prepare_variant(variant: str, config: str, epochs: int, seed: int | None = None):
     """The recipe with the variant's changes, its featurizer and the encoded RAVDESS data."""
     from ser_models.experiment import prepare
     from ser_models.train import load_experiment
@@ -84,7 +85,8 @@ def prepare_variant(variant: str, config: str, epochs: int):
     if isinstance(model_ch.get("audio"), dict):   # encoder fields change, the rest of [model.audio] is kept
         model_ch["audio"] = replace(exp.model.audio, **model_ch["audio"])
     exp = replace(exp, model=replace(exp.model, **model_ch),
-                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {})))
+                  train=replace(exp.train, **ch.get("train", {}), **({"epochs": epochs} if epochs else {}),
+                                **({"seed": seed} if seed is not None else {})))
     exp, fz, data, _ = prepare(exp, SHARED / "ravdess")
     return exp, fz, data
 
@@ -103,7 +105,7 @@ class _ChannelCorpus:
         return [self._fn(w) for w in self._corpus.audio()]
 
 
-def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> dict:
+def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed: int | None = None) -> dict:
     import torch
 
     from ser_models.augment import mp3, mulaw
@@ -116,7 +118,9 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> d
 
     torch.set_num_threads(1)
     t0 = time.time()
-    exp, fz, data = prepare_variant(variant, config, epochs)
+    exp, fz, data = prepare_variant(variant, config, epochs, seed)
+    if seed is not None:
+        variant = f"{variant} (training seed {seed})"
     if exp.model.nuisance_dims and nuisance_speaker:
         from ser_models.experiment import nuisance_from_corpus
 
@@ -180,7 +184,7 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "") -> d
     return row
 
 
-def cross_sentence(variant: str, config: str, epochs: int) -> dict:
+def cross_sentence(variant: str, config: str, epochs: int, seed: int | None = None) -> dict:
     """Train on sentence A of the training actors, test on sentence B of the held-out ones."""
     import pandas as pd
     import torch
@@ -192,7 +196,7 @@ def cross_sentence(variant: str, config: str, epochs: int) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.time()
-    exp, fz, data = prepare_variant(variant, config, epochs)
+    exp, fz, data = prepare_variant(variant, config, epochs, seed)
     corpus = load_corpus(SHARED / "ravdess", exp.model.labels)
     test_mp3 = fz.prepare(_ChannelCorpus(corpus, mp3), progress=True)
     meta = pd.read_csv(SHARED / "ravdess" / "labels.csv", dtype=str)
