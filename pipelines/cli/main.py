@@ -88,7 +88,7 @@ def run(
     from pipelines.archive import ManifestError
     from pipelines.flows.calls import CallStatus
     from pipelines.flows.main import main_job
-    from pipelines.flows.supervisor import pin_temporary_server
+    from pipelines.flows.supervisor import start_temporary_server
     from pipelines.speech.models import ModelLoadError
     from pipelines.settings import get_profile
     from reports import ReportError
@@ -97,7 +97,7 @@ def run(
 
     prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
     cat = _catalog_dir(catalog)
-    pin_temporary_server()
+    start_temporary_server()
     try:
         run_on = runner_config(runner, workers, address)
     except RunnerError as exc:

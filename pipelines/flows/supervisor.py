@@ -37,17 +37,31 @@ def free_port(preferred: int = 4200) -> int:
     raise RuntimeError("no free port for a local Prefect server")
 
 
-def pin_temporary_server() -> None:
+def start_temporary_server() -> None:
     """Without a configured API, give Prefect's temporary server a port the kernel picked (as
     Prefect's own test harness does). Prefect draws one from 8000-8999 at random, so two runs
     started together can draw the same one; Prefect then retries, but the loser's uvicorn has
-    already printed a bind error and a traceback into the run's output."""
+    already printed a bind error and a traceback into the run's output.
+
+    The server is then started here, one process at a time (a lock file in ``PREFECT_HOME``):
+    each temporary server migrates the SQLite database there when it starts, and two
+    migrations at once on a new database fail (``duplicate column name``, ``table ... already
+    exists``) or time out."""
+    import fcntl
+
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     server = SubprocessASGIServer()  # the instance Prefect's client starts when it needs one
-    if not PREFECT_API_URL.value() and not server.running and server.port is None:
-        server.port = free_port(0)
+    if PREFECT_API_URL.value() or server.running or server.port is not None:
+        return
+    server.port = free_port(0)
+    if PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        home = Path(PREFECT_HOME.value())
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / "speechfin-server-start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server.start()
 
 
 @contextmanager
