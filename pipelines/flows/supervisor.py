@@ -47,21 +47,31 @@ def start_temporary_server() -> None:
     each temporary server migrates the SQLite database there when it starts, and two
     migrations at once on a new database fail (``duplicate column name``, ``table ... already
     exists``) or time out."""
-    import fcntl
-
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_ENABLED
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     server = SubprocessASGIServer()  # the instance Prefect's client starts when it needs one
     if PREFECT_API_URL.value() or server.running or server.port is not None:
         return
     server.port = free_port(0)
     if PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        home = Path(PREFECT_HOME.value())
-        home.mkdir(parents=True, exist_ok=True)
-        with open(home / "speechfin-server-start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with server_start_lock():
             server.start()
+
+
+@contextmanager
+def server_start_lock():
+    """Held while a Prefect server (temporary or ``prefect server start``) starts and migrates the
+    database in ``PREFECT_HOME``: one process at a time."""
+    import fcntl
+
+    from prefect.settings import PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "speechfin-server-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager
@@ -73,27 +83,19 @@ def prefect_api(timeout_s: float = 90.0):
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log.warning("no PREFECT_API_URL: starting a local Prefect server at http://127.0.0.1:%d (UI there); "
-                "it stops with `speechfin serve`", port)
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with server_start_lock():  # the port is chosen and the database migrated one process at a time
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/api"
+        log.warning("no PREFECT_API_URL: starting a local Prefect server at http://127.0.0.1:%d (UI there); "
+                    "it stops with `speechfin serve`", port)
+        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_healthy(proc, url, timeout_s)
+        except BaseException:
+            proc.kill()
+            raise
     try:
-        import httpx
-
-        t0 = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"local Prefect server exited ({(proc.stderr.read() or '').strip()[-300:]})")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"local Prefect server did not answer on {url} within {timeout_s:.0f} s")
-            time.sleep(0.5)
         os.environ["PREFECT_API_URL"] = url  # for the flow-run subprocesses
         with temporary_settings({PREFECT_API_URL: url}):
             yield url
@@ -104,6 +106,23 @@ def prefect_api(timeout_s: float = 90.0):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float) -> None:
+    import httpx
+
+    t0 = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"local Prefect server exited ({(proc.stderr.read() or '').strip()[-300:]})")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"local Prefect server did not answer on {url} within {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 def _watch_folder(archive: Path, gone: threading.Event, stop: threading.Event, poll_s: float) -> None:
