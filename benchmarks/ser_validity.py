@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "ser_models" / "configs" / "embedded.toml"))
     ap.add_argument("--epochs", type=int, default=0)
     ap.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
+    ap.add_argument("--members", type=int, default=1, help="train this many seeds (seed, seed + 1, ...) per fold: "
+                    "a row per seed and one for their ensemble (mean probabilities)")
     ap.add_argument("--results", help="append the row to this JSONL file")
     ap.add_argument("--table", help="print the table of a results file and stop")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
@@ -65,13 +67,14 @@ def main() -> None:
     if args.table:
         return print_table(args.table)
     if args.cross_sentence:
-        row = cross_sentence(args.variant, args.config, args.epochs, args.seed)
+        rows = [cross_sentence(args.variant, args.config, args.epochs, args.seed)]
     else:
-        row = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed)
-    print(json.dumps(row, indent=1))
+        rows = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed, args.members)
+    for row in rows:
+        print(json.dumps(row, indent=1))
     if args.results:
         with open(args.results, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def prepare_variant(variant: str, config: str, epochs: int, seed: int | None = None):
@@ -105,22 +108,21 @@ class _ChannelCorpus:
         return [self._fn(w) for w in self._corpus.audio()]
 
 
-def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed: int | None = None) -> dict:
+def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed: int | None = None,
+        members: int = 1) -> list[dict]:
+    """One row for the variant; with ``members`` > 1, one row per training seed (seed, seed + 1, ...)
+    and a row for their ensemble (per fold, the mean of the members' probabilities, calibrated
+    with one temperature fitted on the ensemble's out-of-fold probabilities)."""
     import torch
 
     from ser_models.augment import mp3, mulaw
-    from ser_models.calibration import apply_temperature, ece, fit_temperature
     from ser_models.corpus import load_corpus, speaker_folds
-    from ser_models.experiment import tone_by_class
-    from ser_models.features import negative_mask, tone
-    from ser_models.metrics import EvalResult
     from ser_models.train import fit, predict, predict_speakers
 
     torch.set_num_threads(1)
     t0 = time.time()
     exp, fz, data = prepare_variant(variant, config, epochs, seed)
-    if seed is not None:
-        variant = f"{variant} (training seed {seed})"
+    seeds = [exp.train.seed + m for m in range(members)]
     if exp.model.nuisance_dims and nuisance_speaker:
         from ser_models.experiment import nuisance_from_corpus
 
@@ -134,54 +136,74 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
     call_names = calls.table.assign(call=load_call_names(calls)).call.to_numpy()
     earn = fz.prepare(calls, progress=True)
     folds = speaker_folds(data.speakers, 5)
-    oof = np.zeros((len(data), len(labels)))
-    oof_ch = {k: np.zeros_like(oof) for k in tests}
-    earn_probs, earn_abs = [], []
+    # out[m]: member m's out-of-fold probabilities (clean and per channel) and its fold models' call scores
+    out = [{"oof": np.zeros((len(data), len(labels))), **{k: np.zeros((len(data), len(labels))) for k in tests},
+            "earn": [], "earn_abs": []} for _ in seeds]
     for i, test_idx in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
-        model = fit(exp.model, exp.train, data.subset(train_idx), fz, progress=True, desc=f"fold {i + 1}/5")
-        oof[test_idx] = predict_speakers(model, data.subset(test_idx), fz)[0]
-        for k, d in tests.items():
-            oof_ch[k][test_idx] = predict_speakers(model, d.subset(test_idx), fz)[0]
-        earn_probs.append(predict_speakers(model, earn, fz)[0])
-        if earn.centering is not None:
-            pop = model.branches["audio"].center.numpy()
-            earn_abs.append(predict(model, earn.absolute(pop), fz)[0])
-    cal = fit_temperature(oof, data.y)
+        for o, s in zip(out, seeds):
+            model = fit(exp.model, replace(exp.train, seed=s), data.subset(train_idx), fz, progress=True,
+                        desc=f"fold {i + 1}/5" + (f" seed {s}" if members > 1 else ""))
+            o["oof"][test_idx] = predict_speakers(model, data.subset(test_idx), fz)[0]
+            for k, d in tests.items():
+                o[k][test_idx] = predict_speakers(model, d.subset(test_idx), fz)[0]
+            o["earn"].append(predict_speakers(model, earn, fz)[0])
+            if earn.centering is not None:
+                pop = model.branches["audio"].center.numpy()
+                o["earn_abs"].append(predict(model, earn.absolute(pop), fz)[0])
+    seconds = round(time.time() - t0, 1)
+    common = {"speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims,
+              "augment": exp.train.augment, "packings": exp.train.packings, "epochs": exp.train.epochs,
+              "encoder": exp.model.audio.encoder_id, "audio_layers": exp.model.audio.layers, "seconds": seconds}
+    if members == 1:
+        name = variant if seed is None else f"{variant} (training seed {seed})"
+        return [{"variant": name, **common, **score(out[0], data, folds, labels, call_names)}]
+    rows = [{"variant": f"{variant} (training seed {s})", **common, **score(o, data, folds, labels, call_names)}
+            for o, s in zip(out, seeds)]
+    mean = {k: (np.mean([o[k] for o in out], axis=0) if k not in ("earn", "earn_abs") else
+                [np.mean([o[k][f] for o in out], axis=0) for f in range(len(out[0][k]))]) for k in out[0]}
+    rows.append({"variant": f"{variant} (ensemble of seeds {seeds[0]}-{seeds[-1]})", **common,
+                 **score(mean, data, folds, labels, call_names)})
+    return rows
+
+
+def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> dict:
+    """The figures of one set of out-of-fold probabilities ``o`` (keys oof, mp3, mulaw, earn, earn_abs)."""
+    from ser_models.calibration import apply_temperature, ece, fit_temperature
+    from ser_models.experiment import tone_by_class
+    from ser_models.features import negative_mask, tone
+    from ser_models.metrics import EvalResult
+
+    cal = fit_temperature(o["oof"], data.y)
     T = cal.temperature
     neg = negative_mask(labels)
 
     def earnings(probs_list):
-        out = {}
+        res = {}
         for c in sorted(set(call_names)):
             sel = call_names == c
             ps = [apply_temperature(p[sel], T) for p in probs_list]
-            out[c] = {"n": int(sel.sum()),
+            top = dict(zip(*np.unique(np.array(labels)[ps[0].argmax(1)], return_counts=True)))
+            res[c] = {"n": int(sel.sum()),
                       "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in ps])),
                       "mean_tone": float(np.mean([tone(p, labels).mean() for p in ps])),
-                      "top_classes": dict(zip(*np.unique(np.array(labels)[ps[0].argmax(1)], return_counts=True)))}
-            out[c]["top_classes"] = {k: int(v) for k, v in out[c]["top_classes"].items()}
+                      "top_classes": {k: int(v) for k, v in top.items()}}
         allp = [apply_temperature(p, T) for p in probs_list]
-        out["all"] = {"n": len(call_names), "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in allp])),
+        res["all"] = {"n": len(call_names), "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in allp])),
                       "mean_tone": float(np.mean([tone(p, labels).mean() for p in allp]))}
-        return out
+        return res
 
     ua = lambda p, y: EvalResult(labels, y, p.argmax(1)).ua  # noqa: E731
-    fold_ua = [ua(oof[f], data.y[f]) for f in folds]
-    row = {
-        "variant": variant, "speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims, "augment": exp.train.augment,
-        "packings": exp.train.packings, "epochs": exp.train.epochs, "encoder": exp.model.audio.encoder_id,
-        "audio_layers": exp.model.audio.layers,
+    fold_ua = [ua(o["oof"][f], data.y[f]) for f in folds]
+    return {
         "ua": float(np.mean(fold_ua)), "ua_folds": fold_ua,
-        **{f"ua_{k}": float(np.mean([ua(v[f], data.y[f]) for f in folds])) for k, v in oof_ch.items()},
+        **{f"ua_{k}": float(np.mean([ua(o[k][f], data.y[f]) for f in folds])) for k in ("mp3", "mulaw")},
         "temperature": T, "ece_before": cal.ece_before, "ece_after": cal.ece_after,
-        "ece_mp3_after": ece(apply_temperature(oof_ch["mp3"], T), data.y),
-        "tone_by_class": tone_by_class(apply_temperature(oof, T), data.y, labels),
-        "earnings": earnings(earn_probs),
-        "earnings_absolute": earnings(earn_abs) if earn_abs else None,
-        "seconds": round(time.time() - t0, 1),
+        "ece_mp3_after": ece(apply_temperature(o["mp3"], T), data.y),
+        "tone_by_class": tone_by_class(apply_temperature(o["oof"], T), data.y, labels),
+        "earnings": earnings(o["earn"]),
+        "earnings_absolute": earnings(o["earn_abs"]) if o["earn_abs"] else None,
     }
-    return row
 
 
 def cross_sentence(variant: str, config: str, epochs: int, seed: int | None = None) -> dict:
