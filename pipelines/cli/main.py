@@ -97,11 +97,11 @@ def run(
 
     prof = get_profile(profile.value).with_overrides(asr_model, diarizer, align_model)
     cat = _catalog_dir(catalog)
-    start_temporary_server()
     try:
         run_on = runner_config(runner, workers, address)
     except RunnerError as exc:
         fail(str(exc))
+    start_temporary_server()  # after the argument checks: a bad runner or address fails without it
     try:
         result = main_job(str(archive), str(cat), prof, tuple(studies), not no_report, force, not no_progress,
                           runner=run_on)
