@@ -160,8 +160,7 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
         return [{"variant": name, **common, **score(out[0], data, folds, labels, call_names)}]
     rows = [{"variant": f"{variant} (training seed {s})", **common, **score(o, data, folds, labels, call_names)}
             for o, s in zip(out, seeds)]
-    mean = {k: (np.mean([o[k] for o in out], axis=0) if k not in ("earn", "earn_abs") else
-                [np.mean([o[k][f] for o in out], axis=0) for f in range(len(out[0][k]))]) for k in out[0]}
+    mean = {k: np.mean([o[k] for o in out], axis=0) for k in out[0]}  # earn: (folds, clips, classes)
     rows.append({"variant": f"{variant} (ensemble of seeds {seeds[0]}-{seeds[-1]})", **common,
                  **score(mean, data, folds, labels, call_names)})
     return rows
@@ -202,7 +201,7 @@ def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> di
         "ece_mp3_after": ece(apply_temperature(o["mp3"], T), data.y),
         "tone_by_class": tone_by_class(apply_temperature(o["oof"], T), data.y, labels),
         "earnings": earnings(o["earn"]),
-        "earnings_absolute": earnings(o["earn_abs"]) if o["earn_abs"] else None,
+        "earnings_absolute": earnings(o["earn_abs"]) if len(o["earn_abs"]) else None,
     }
 
 
