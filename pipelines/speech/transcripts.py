@@ -11,6 +11,13 @@ Stage functions:
   - vendor style: a ``Name - Company - Title`` line (or ``Operator`` alone), then the text;
     the title decides the role (CEO, CFO, President, Chief ..., Investor Relations ->
     executive; Analyst or an analyst's firm -> analyst; Operator -> operator);
+  - participant lists, as in Seeking Alpha's transcripts: headed lists ``Executives`` /
+    ``Company Participants`` and ``Analysts`` / ``Conference Call Participants`` of
+    ``Name - Title`` (or ``Name - Company``, ``Name - Company - Title``) lines, then each
+    turn starts with a line holding a listed name alone (or ``Operator``); the list says
+    the role (an executives' list -> executive, an analysts' list -> analyst: a bank's
+    "Managing Director" is an analyst there) and gives the title or firm (shape
+    ``participants``);
   - a CSV or JSON list of turns with ``speaker``, ``text`` (or ``sentence``) and optional
     ``role``;
   - plain text with no speaker labels at all: its words are used, the speakers come from
@@ -81,7 +88,7 @@ class Transcript:
     path: str
     turns: list[TranscriptTurn]
     encoding: str
-    shape: str            # text | vendor | csv | json | unlabelled
+    shape: str            # text | vendor | participants | csv | json | unlabelled
     has_qa_marker: bool
 
     @property
@@ -202,8 +209,42 @@ def _complete(t: TranscriptTurn, event_type: str) -> TranscriptTurn:
     return TranscriptTurn(name, " ".join(t.text.split()), role, affiliation, t.title, t.qa)
 
 
+_LIST_HEAD = re.compile(r"^\s*(?:(?P<exec>executives|company participants|corporate participants|company representatives)|"
+                        r"(?P<analyst>analysts|conference call participants|call participants))\s*:?\s*$", re.I)
+_PARTICIPANT = re.compile(r"^[*•\-]?\s*(?P<name>[A-Z][\w.'’\-]*(?:\s+[\w.'’\-]+){0,4}?)\s+[-–—]\s+(?P<rest>\S.{0,120})$")
+
+
+def _participants(lines: list[str]) -> dict[str, dict]:
+    """Listed participants, lowercased name -> speaker, role, affiliation, title (empty if the
+    document has no headed participant list).  A list ends at its first line that is not a
+    ``Name - ...`` entry (a blank line does not end it)."""
+    out: dict[str, dict] = {}
+    group = ""
+    for ln in lines:
+        head = _LIST_HEAD.match(ln)
+        if head:
+            group = "executive" if head.group("exec") else "analyst"
+            continue
+        if not group or not ln:
+            continue
+        m = _PARTICIPANT.match(ln)
+        if not m:
+            group = ""
+            continue
+        parts = [x.strip() for x in re.split(r"\s+[-–—]\s+", m.group("rest"))]
+        company, title = (parts[0], parts[-1]) if len(parts) > 1 else \
+            (("", parts[0]) if group == "executive" else (parts[0], ""))
+        out[" ".join(m.group("name").split()).lower()] = dict(speaker=m.group("name"), role=group,
+                                                             affiliation=company, title=title)
+    return out
+
+
 def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
     lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    listed = _participants(lines)
+    if listed and any(" ".join(ln.split()).lower().rstrip(":") in listed for ln in lines
+                      if not _PARTICIPANT.match(ln)):
+        return _parse_participants(lines, listed)
     vendor = sum(bool(_VENDOR.match(ln)) for ln in lines)
     labels = sum(bool(_LABEL.match(ln)) and not _QA_MARKER.match(ln) for ln in lines)
     shape = "vendor" if vendor >= 1 and vendor >= labels / 2 else "text" if labels else "unlabelled"
@@ -234,6 +275,34 @@ def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
             turns.append(dict(speaker="", text="", qa=qa))
         turns[-1]["text"] += " " + ln
     return [TranscriptTurn(**t) for t in turns], shape, marker
+
+
+def _parse_participants(lines: list[str], listed: dict[str, dict]) -> tuple[list[TranscriptTurn], str, bool]:
+    """Turns of a document with participant lists: a line holding a listed name alone (or
+    ``Operator``) starts a turn; the lists themselves and the lines before the first turn are
+    the header."""
+    turns: list[dict] = []
+    qa = marker = in_list = False
+    for ln in lines:
+        key = " ".join(ln.split()).lower().rstrip(":").strip()
+        if _LIST_HEAD.match(ln):
+            in_list = True
+            continue
+        if in_list and (not ln or _PARTICIPANT.match(ln)):
+            continue
+        in_list = False
+        if not ln:
+            continue
+        if _QA_MARKER.match(ln):
+            qa = marker = True
+            continue
+        if key in listed or key == "operator":
+            who = listed.get(key, dict(speaker="Operator", role="operator", affiliation="", title=""))
+            turns.append(dict(who, text="", qa=qa))
+            continue
+        if turns:
+            turns[-1]["text"] += " " + ln
+    return [TranscriptTurn(**t) for t in turns], "participants", marker
 
 
 # -- alignment ----------------------------------------------------------------------------------

@@ -63,13 +63,27 @@ def vendor(script) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("shape", ["text", "vendor", "csv", "json"])
+def participants(script) -> str:
+    """Seeking Alpha's layout: participant lists, then each turn under its speaker's name alone
+    (the second turn in two paragraphs)."""
+    out = ["Acme Corp. (NYSE:ACME) Q1 2019 Earnings Conference Call April 25, 2019 8:30 AM ET", "",
+           "Executives", "Jane Doe - President and Chief Executive Officer", "John Roe - Executive Vice President and CFO",
+           "", "Analysts", "Mia Chen - Goldman Sachs", "Karl-Heinz Weber - Deutsche Bank - Managing Director", ""]
+    for k, (s, _, t) in enumerate(script):
+        if k == 4:
+            out += ["Question-and-Answer Session", ""]
+        paragraphs = t.split(". ", 1) if k == 1 else [t]
+        out += [s, ""] + [".\n\n".join(paragraphs), ""]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("shape", ["text", "vendor", "participants", "csv", "json"])
 def test_shapes_give_the_same_turns_and_roles(tmp_path, shape):
     if shape == "text":
         p = write(tmp_path, "t.txt", "\n\n".join(f"{s} ({r}): {t}" if s == "Mia Chen" else f"{s}: {t}"
                                                  for s, r, t in SCRIPT))
-    elif shape == "vendor":
-        p = write(tmp_path, "t.txt", vendor(SCRIPT))
+    elif shape in ("vendor", "participants"):
+        p = write(tmp_path, "t.txt", (vendor if shape == "vendor" else participants)(SCRIPT))
     elif shape == "csv":
         p = write(tmp_path, "t.csv", "speaker,role,text\n" + "\n".join(f'{s},{r},"{t}"' for s, r, t in SCRIPT))
     else:
@@ -79,11 +93,23 @@ def test_shapes_give_the_same_turns_and_roles(tmp_path, shape):
     got = [(t.speaker, t.text) for t in tr.turns]
     assert got == [(s, t) for s, _, t in SCRIPT]
     roles = {t.speaker: t.role for t in tr.turns}
-    if shape in ("vendor", "csv", "json"):     # the title (vendor) or the role column decides
+    if shape in ("vendor", "participants", "csv", "json"):     # the title, the list or the role column decides
         assert roles == {s: r for s, r, _ in SCRIPT}
-    if shape == "vendor":
+    if shape in ("vendor", "participants"):
         assert tr.has_qa_marker and [t.qa for t in tr.turns] == [False] * 4 + [True] * 2
         assert {t.speaker: t.affiliation for t in tr.turns}["Mia Chen"] == "Goldman Sachs"
+
+
+def test_participant_lists_decide_roles_and_firms(tmp_path):
+    """An analysts' list makes a bank's Managing Director an analyst (the title alone would say
+    executive); a name line of someone not listed is text, not a turn."""
+    doc = participants(SCRIPT).replace("Mia Chen\n\nThanks.", "Karl-Heinz Weber\n\nThanks.")
+    doc = doc.replace("Capital spending was flat.", "Capital spending was flat.\n\nJohn Smith\n\nThat is all.")
+    tr = read_transcript(write(tmp_path, "t.txt", doc), "earnings_call")
+    who = {t.speaker: (t.role, t.affiliation, t.title) for t in tr.turns}
+    assert who["Karl-Heinz Weber"] == ("analyst", "Deutsche Bank", "Managing Director")
+    assert who["John Roe"] == ("executive", "", "Executive Vice President and CFO")
+    assert "John Smith" not in who and tr.turns[2].text.endswith("flat. John Smith That is all.")
 
 
 def test_roles_from_titles_and_press_conference_names():
