@@ -171,19 +171,23 @@ def score(calls: list[dict], cfg) -> dict:
     from pipelines.speech.diarization import cluster_tracks
     from pipelines.speech.evaluation import diarization_error
 
-    ders, parts, speech_ders, within, counts = [], [], [], [], []
+    ders, parts, speech_ders, speech_parts, within, counts = [], [], [], [], [], []
     for c in calls:
         d = cluster_tracks(c["audio"], c["seg"], c["tracks"], None, cfg, c["speech"])
         r = diarization_error(c["ref"], d.turns)
         ders.append(r.der)
         parts.append((r.missed, r.false_alarm, r.confusion))
-        speech_ders.append(diarization_error(c["ref_speech"], d.turns).der)
+        rs = diarization_error(c["ref_speech"], d.turns)
+        speech_ders.append(rs.der)
+        speech_parts.append((rs.missed, rs.false_alarm, rs.confusion))
         counts.append((len(d.speakers), c["n_ref"]))
         within.append(abs(len(d.speakers) - c["n_ref"]) <= 1)
     miss, fa, conf = np.mean(parts, axis=0)
+    s_miss, s_fa, s_conf = np.mean(speech_parts, axis=0)
     return {"der": float(np.mean(ders)), "der_pooled_max": float(np.max(ders)), "within1": float(np.mean(within)),
             "miss": float(miss), "false_alarm": float(fa), "confusion": float(conf),
-            "der_speech_ref": float(np.mean(speech_ders)), "counts": counts}
+            "der_speech_ref": float(np.mean(speech_ders)), "counts": counts,
+            "speech_ref_parts": (float(s_miss), float(s_fa), float(s_conf))}
 
 
 def main() -> None:
@@ -222,7 +226,8 @@ def main() -> None:
         print(f"held-out ({len(held)} calls), {name} (threshold {cfg.threshold}, min_cluster_s {cfg.min_cluster_s}, "
               f"centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (worst "
               f"{100 * r['der_pooled_max']:.1f}%; missed {100 * r['miss']:.1f}, false alarm {100 * r['false_alarm']:.1f}, "
-              f"confusion {100 * r['confusion']:.1f}), speech reference {100 * r['der_speech_ref']:.1f}%, count within 1 on "
+              f"confusion {100 * r['confusion']:.1f}), speech reference {100 * r['der_speech_ref']:.1f}% (missed {100 * r['speech_ref_parts'][0]:.1f}, false alarm "
+              f"{100 * r['speech_ref_parts'][1]:.1f}, confusion {100 * r['speech_ref_parts'][2]:.1f}), count within 1 on "
               f"{r['within1']:.0%}; (found, true) {r['counts']}")
         print(f"heldout_{name}_der={r['der']:.4f}\nheldout_{name}_der_speech_ref={r['der_speech_ref']:.4f}\n"
               f"heldout_{name}_within1={r['within1']:.4f}")
