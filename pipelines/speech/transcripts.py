@@ -9,6 +9,8 @@ Stage functions:
     speechfin's roles); unlabelled lines continue the current turn, and lines before the
     first label (a title, a date, "Presentation") are the document's header, left out;
   - vendor style: a ``Name - Company - Title`` line (or ``Operator`` alone), then the text;
+    also Thomson Reuters StreetEvents' ``Name,  Company - Title  [n]`` / ``Operator  [n]``
+    lines between rules of ``=`` or ``-``;
     the title decides the role (CEO, CFO, President, Chief ..., Investor Relations ->
     executive; Analyst or an analyst's firm -> analyst; Operator -> operator);
   - participant lists, as in Seeking Alpha's transcripts: headed lists ``Executives`` /
@@ -110,6 +112,10 @@ _QA_MARKER = re.compile(r"^\s*(question[- ]and[- ]answer(?: session)?|questions 
                         re.I)
 _LABEL = re.compile(r"^(?P<name>[A-Z][\w.'’\-]*(?:\s+[\w.'’\-]+){0,5}?)\s*(?:\((?P<role>[A-Za-z]+)\))?\s*:\s*(?P<text>.*)$")
 _VENDOR = re.compile(r"^(?P<name>[^\s\-–—:][^\-–—:]{1,60}?)\s+[-–—]\s+(?P<company>[^\-–—]{1,80}?)\s+[-–—]\s+(?P<title>[^\-–—]{1,80})$")
+# Thomson Reuters StreetEvents: "Tim Cook,  Apple Inc. - CEO  [2]" or "Operator  [1]", between rule lines
+_STREETEVENTS = re.compile(r"^(?P<name>[A-Z][^,\[\]]{0,60}?)(?:,\s+(?P<company>[^\[\]]{1,80}?)\s+[-–—]\s+"
+                           r"(?P<title>[^\[\]]{1,80}?))?\s+\[\d+\]$")
+_RULE = re.compile(r"^[=\-_*]{5,}$")
 _EXEC_TITLE = re.compile(r"\b(ceo|cfo|coo|cto|chief|president|officer|chair(?:man|woman)?|director|investor relations|ir|"
                          r"treasurer|vice president|vp|svp|evp|head of|founder|controller|secretary|executive)\b", re.I)
 
@@ -245,7 +251,8 @@ def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
     if listed and any(" ".join(ln.split()).lower().rstrip(":") in listed for ln in lines
                       if not _PARTICIPANT.match(ln)):
         return _parse_participants(lines, listed)
-    vendor = sum(bool(_VENDOR.match(ln)) for ln in lines)
+    lines = [ln for ln in lines if not _RULE.match(ln)]
+    vendor = sum(bool(_VENDOR.match(ln) or _STREETEVENTS.match(ln)) for ln in lines)
     labels = sum(bool(_LABEL.match(ln)) and not _QA_MARKER.match(ln) for ln in lines)
     shape = "vendor" if vendor >= 1 and vendor >= labels / 2 else "text" if labels else "unlabelled"
     turns: list[dict] = []
@@ -257,11 +264,11 @@ def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
             qa = marker = True
             continue
         if shape == "vendor":
-            m = _VENDOR.match(ln)
+            m = _VENDOR.match(ln) or _STREETEVENTS.match(ln)
             if m or ln.lower() == "operator":
                 turns.append(dict(speaker=m.group("name") if m else "Operator", text="", qa=qa,
-                                  affiliation=(m.group("company").strip() if m else ""),
-                                  title=(m.group("title").strip() if m else "")))
+                                  affiliation=((m.group("company") or "").strip() if m else ""),
+                                  title=((m.group("title") or "").strip() if m else "")))
                 continue
         elif shape == "text":
             m = _LABEL.match(ln)

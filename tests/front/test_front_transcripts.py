@@ -77,25 +77,41 @@ def participants(script) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("shape", ["text", "vendor", "participants", "csv", "json"])
+def streetevents(script) -> str:
+    """Thomson Reuters StreetEvents' layout: participant lists, then turn headers
+    ``Name,  Company - Title  [n]`` between rule lines (its own "Participiants" typo kept)."""
+    rule, thin = "=" * 80, "-" * 80
+    titles = {"Jane Doe": "Acme Corp - CEO", "John Roe": "Acme Corp - Chief Financial Officer",
+              "Mia Chen": "Goldman Sachs - Analyst"}
+    out = ["Q1 2019 Acme Corp Earnings Call", rule, "Corporate Participants", rule, " * Jane Doe", "   Acme Corp - CEO",
+           "", rule, "Conference Call Participiants", rule, " * Mia Chen", "   Goldman Sachs - Analyst", "", rule,
+           "Presentation", thin]
+    for k, (s, _, t) in enumerate(script):
+        if k == 4:
+            out += [rule, "Questions and Answers", thin]
+        out += [f"Operator  [{k + 1}]" if s == "Operator" else f"{s},  {titles[s]}    [{k + 1}]", thin, " " + t, thin]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("shape", ["text", "vendor", "streetevents", "participants", "csv", "json"])
 def test_shapes_give_the_same_turns_and_roles(tmp_path, shape):
     if shape == "text":
         p = write(tmp_path, "t.txt", "\n\n".join(f"{s} ({r}): {t}" if s == "Mia Chen" else f"{s}: {t}"
                                                  for s, r, t in SCRIPT))
-    elif shape in ("vendor", "participants"):
-        p = write(tmp_path, "t.txt", (vendor if shape == "vendor" else participants)(SCRIPT))
+    elif shape in ("vendor", "streetevents", "participants"):
+        p = write(tmp_path, "t.txt", {"vendor": vendor, "streetevents": streetevents, "participants": participants}[shape](SCRIPT))
     elif shape == "csv":
         p = write(tmp_path, "t.csv", "speaker,role,text\n" + "\n".join(f'{s},{r},"{t}"' for s, r, t in SCRIPT))
     else:
         p = write(tmp_path, "t.json", json.dumps([{"speaker": s, "role": r, "text": t} for s, r, t in SCRIPT]))
     tr = read_transcript(p, "earnings_call")
-    assert tr.shape == shape and tr.labelled
+    assert tr.shape == {"streetevents": "vendor"}.get(shape, shape) and tr.labelled
     got = [(t.speaker, t.text) for t in tr.turns]
     assert got == [(s, t) for s, _, t in SCRIPT]
     roles = {t.speaker: t.role for t in tr.turns}
-    if shape in ("vendor", "participants", "csv", "json"):     # the title, the list or the role column decides
+    if shape != "text":     # the title, the list or the role column decides
         assert roles == {s: r for s, r, _ in SCRIPT}
-    if shape in ("vendor", "participants"):
+    if shape in ("vendor", "streetevents", "participants"):
         assert tr.has_qa_marker and [t.qa for t in tr.turns] == [False] * 4 + [True] * 2
         assert {t.speaker: t.affiliation for t in tr.turns}["Mia Chen"] == "Goldman Sachs"
 
