@@ -251,30 +251,34 @@ def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
     if listed and any(" ".join(ln.split()).lower().rstrip(":") in listed for ln in lines
                       if not _PARTICIPANT.match(ln)):
         return _parse_participants(lines, listed)
+    # a StreetEvents turn header stands right after a rule line (a footnote mark "[1]" in text does not)
+    header = [(_VENDOR.match(ln) or (i and _RULE.match(lines[i - 1]) and _STREETEVENTS.match(ln)) or None)
+              for i, ln in enumerate(lines)]
+    header = [h for h, ln in zip(header, lines) if not _RULE.match(ln)]
     lines = [ln for ln in lines if not _RULE.match(ln)]
-    vendor = sum(bool(_VENDOR.match(ln) or _STREETEVENTS.match(ln)) for ln in lines)
+    vendor = sum(h is not None for h in header)
     labels = sum(bool(_LABEL.match(ln)) and not _QA_MARKER.match(ln) for ln in lines)
     shape = "vendor" if vendor >= 1 and vendor >= labels / 2 else "text" if labels else "unlabelled"
     turns: list[dict] = []
     qa = marker = False
-    for ln in lines:
+    for ln, m in zip(lines, header):
         if not ln:
             continue
         if _QA_MARKER.match(ln):
             qa = marker = True
             continue
         if shape == "vendor":
-            m = _VENDOR.match(ln) or _STREETEVENTS.match(ln)
             if m or ln.lower() == "operator":
                 turns.append(dict(speaker=m.group("name") if m else "Operator", text="", qa=qa,
                                   affiliation=((m.group("company") or "").strip() if m else ""),
                                   title=((m.group("title") or "").strip() if m else "")))
                 continue
         elif shape == "text":
-            m = _LABEL.match(ln)
-            if m:
-                role = (m.group("role") or "").lower()
-                turns.append(dict(speaker=m.group("name"), text=m.group("text"), qa=qa, role=role if role in ROLES else ""))
+            label = _LABEL.match(ln)
+            if label:
+                role = (label.group("role") or "").lower()
+                turns.append(dict(speaker=label.group("name"), text=label.group("text"), qa=qa,
+                                  role=role if role in ROLES else ""))
                 continue
         if not turns:
             if shape != "unlabelled":

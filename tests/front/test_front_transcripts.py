@@ -128,6 +128,14 @@ def test_participant_lists_decide_roles_and_firms(tmp_path):
     assert "John Smith" not in who and tr.turns[2].text.endswith("flat. John Smith That is all.")
 
 
+def test_a_footnote_mark_is_not_a_streetevents_header(tmp_path):
+    doc = plain(SCRIPT).replace("for the full year.", "for the full year.\nSee the appendix  [1]")
+    doc = doc.replace("was flat.", "was flat.\nSee the cash flow statement  [2]\nExcluding the one-off charge  [3]")
+    tr = read_transcript(write(tmp_path, "t.txt", doc), "earnings_call")
+    assert tr.shape == "text" and [t.speaker for t in tr.turns] == [s for s, _, _ in SCRIPT]
+    assert "See the appendix [1]" in tr.turns[1].text
+
+
 def test_roles_from_titles_and_press_conference_names():
     assert infer_role("Jane Doe", "President and CEO", "Acme", "earnings_call") == "executive"
     assert infer_role("Sam Lee", "Director of Investor Relations", "Acme", "earnings_call") == "executive"
