@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="training seed (default: the config's)")
     ap.add_argument("--members", type=int, default=1, help="train this many seeds (seed, seed + 1, ...) per fold: "
                     "a row per seed and one for their ensemble (mean probabilities)")
+    ap.add_argument("--speaker-scale", action="store_true", help="also score every fold model with each speaker's "
+                    "frames scaled to the training speakers' spread (ser_models.train.scaled_to): paired rows")
     ap.add_argument("--results", help="append the row to this JSONL file")
     ap.add_argument("--table", help="print the table of a results file and stop")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
@@ -69,7 +71,8 @@ def main() -> None:
     if args.cross_sentence:
         rows = [cross_sentence(args.variant, args.config, args.epochs, args.seed)]
     else:
-        rows = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed, args.members)
+        rows = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed, args.members,
+                   args.speaker_scale)
     for row in rows:
         print(json.dumps(row, indent=1))
     if args.results:
@@ -109,15 +112,18 @@ class _ChannelCorpus:
 
 
 def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed: int | None = None,
-        members: int = 1) -> list[dict]:
+        members: int = 1, speaker_scale: bool = False) -> list[dict]:
     """One row for the variant; with ``members`` > 1, one row per training seed (seed, seed + 1, ...)
     and a row for their ensemble (per fold, the mean of the members' probabilities, calibrated
-    with one temperature fitted on the ensemble's out-of-fold probabilities)."""
+    with one temperature fitted on the ensemble's out-of-fold probabilities).  With
+    ``speaker_scale`` every row has a twin: the same fold models, each test speaker's frames
+    scaled to the mean spread of the fold's training speakers (a paired comparison)."""
     import torch
 
     from ser_models.augment import mp3, mulaw
     from ser_models.corpus import load_corpus, speaker_folds
-    from ser_models.train import fit, predict, predict_speakers
+    from ser_models.speaker_norm import frame_std
+    from ser_models.train import fit, mixer, predict, predict_speakers
 
     torch.set_num_threads(1)
     t0 = time.time()
@@ -138,31 +144,41 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
     folds = speaker_folds(data.speakers, 5)
     # out[m]: member m's out-of-fold probabilities (clean and per channel) and its fold models' call scores
     out = [{"oof": np.zeros((len(data), len(labels))), **{k: np.zeros((len(data), len(labels))) for k in tests},
-            "earn": [], "earn_abs": []} for _ in seeds]
+            "earn": [], "earn_abs": []} for _ in range(len(seeds) * (2 if speaker_scale else 1))]
     for i, test_idx in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
-        for o, s in zip(out, seeds):
-            model = fit(exp.model, replace(exp.train, seed=s), data.subset(train_idx), fz, progress=True,
+        for m, s in enumerate(seeds):
+            train = data.subset(train_idx)
+            model = fit(exp.model, replace(exp.train, seed=s), train, fz, progress=True,
                         desc=f"fold {i + 1}/5" + (f" seed {s}" if members > 1 else ""))
-            o["oof"][test_idx] = predict_speakers(model, data.subset(test_idx), fz)[0]
-            for k, d in tests.items():
-                o[k][test_idx] = predict_speakers(model, d.subset(test_idx), fz)[0]
-            o["earn"].append(predict_speakers(model, earn, fz)[0])
-            if earn.centering is not None:
-                pop = model.branches["audio"].center.numpy()
-                o["earn_abs"].append(predict(model, earn.absolute(pop), fz)[0])
+            refs = [(out[m], None)]
+            if speaker_scale:
+                refs.append((out[len(seeds) + m],
+                             np.mean(list(frame_std(train.inputs["audio"], train.speakers, mixer(model)).values()), axis=0)))
+            for o, ref in refs:
+                o["oof"][test_idx] = predict_speakers(model, data.subset(test_idx), fz, reference_std=ref)[0]
+                for k, d in tests.items():
+                    o[k][test_idx] = predict_speakers(model, d.subset(test_idx), fz, reference_std=ref)[0]
+                o["earn"].append(predict_speakers(model, earn, fz, reference_std=ref)[0])
+                if earn.centering is not None:
+                    pop = model.branches["audio"].center.numpy()
+                    o["earn_abs"].append(predict(model, earn.absolute(pop), fz)[0])
     seconds = round(time.time() - t0, 1)
     common = {"speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims,
               "augment": exp.train.augment, "packings": exp.train.packings, "epochs": exp.train.epochs,
               "encoder": exp.model.audio.encoder_id, "audio_layers": exp.model.audio.layers, "seconds": seconds}
-    if members == 1:
-        name = variant if seed is None else f"{variant} (training seed {seed})"
-        return [{"variant": name, **common, **score(out[0], data, folds, labels, call_names)}]
-    rows = [{"variant": f"{variant} (training seed {s})", **common, **score(o, data, folds, labels, call_names)}
-            for o, s in zip(out, seeds)]
-    mean = {k: np.mean([o[k] for o in out], axis=0) for k in out[0]}  # earn: (folds, clips, classes)
-    rows.append({"variant": f"{variant} (ensemble of seeds {seeds[0]}-{seeds[-1]})", **common,
-                 **score(mean, data, folds, labels, call_names)})
+    rows = []
+    for half, suffix in enumerate(["", " + speaker scale at inference"][: 2 if speaker_scale else 1]):
+        outs = out[half * len(seeds): (half + 1) * len(seeds)]
+        if members == 1:
+            name = variant if seed is None else f"{variant} (training seed {seed})"
+            rows.append({"variant": name + suffix, **common, **score(outs[0], data, folds, labels, call_names)})
+            continue
+        rows += [{"variant": f"{variant} (training seed {s}){suffix}", **common,
+                  **score(o, data, folds, labels, call_names)} for o, s in zip(outs, seeds)]
+        mean = {k: np.mean([o[k] for o in outs], axis=0) for k in outs[0]}  # earn: (folds, clips, classes)
+        rows.append({"variant": f"{variant} (ensemble of seeds {seeds[0]}-{seeds[-1]}){suffix}", **common,
+                     **score(mean, data, folds, labels, call_names)})
     return rows
 
 

@@ -143,6 +143,28 @@ def iterative_centering(means: np.ndarray, lengths: np.ndarray, groups: Sequence
     return Centering(centers, dict(start.basis), dict(start.speech_s)), probs
 
 
+def frame_std(frames: Sequence[np.ndarray], groups: Sequence[Hashable],
+              mix: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[Hashable, np.ndarray]:
+    """Per-group (D,) standard deviation of the frames over all of the group's items, after the
+    layer mix ``mix`` ((L, T, D) -> (T, D); None: the items are (T, D) already).
+
+    Used to measure per-speaker variance normalisation (Schuller et al. 2010 normalise each
+    speaker's features to zero mean *and* unit variance): scaling every layer's feature d by
+    a factor scales the mixed feature d by the same factor, so factors found on the mixed
+    frames apply to (L, T, D) and (T, D) items alike."""
+    sums: dict = {}
+    squares: dict = {}
+    counts: dict = {}
+    for f, g in zip(frames, groups):
+        x = np.asarray(f, np.float32)
+        x = mix(x) if mix is not None and x.ndim == 3 else x
+        sums[g] = sums.get(g, 0) + x.sum(axis=0)
+        squares[g] = squares.get(g, 0) + (x.astype(np.float64) ** 2).sum(axis=0)
+        counts[g] = counts.get(g, 0) + len(x)
+    return {g: np.sqrt(np.maximum(squares[g] / counts[g] - (sums[g] / counts[g]) ** 2, 1e-12)).astype(np.float32)
+            for g in counts}
+
+
 def population_center(centering: Centering) -> np.ndarray:
     """Mean of the speakers' own centres (the absolute score's reference)."""
     own = [c for g, c in centering.centers.items() if centering.basis[g] == SPEAKER]

@@ -23,9 +23,9 @@ import logging
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from ser_models.encoders import EncoderConfig, FrameEncoder, build_encoder, enco
 from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_weights, ser_loss
 from ser_models.metrics import CVResult, EvalResult
 from ser_models.model import BimodalSER, ModelConfig
-from ser_models.speaker_norm import (BASELINE_CLASSES, SPEAKER, Centering, item_means, iterative_centering,
+from ser_models.speaker_norm import (BASELINE_CLASSES, SPEAKER, Centering, frame_std, item_means, iterative_centering,
                                      population_center, speaker_centering)
 
 log = logging.getLogger(__name__)
@@ -419,13 +419,42 @@ def predict(model: BimodalSER, data: SERData, featurizer: Featurizer,
     return np.concatenate(probs), weights
 
 
+def mixer(model: BimodalSER) -> Callable[[np.ndarray], np.ndarray]:
+    """(L, T, D) frames -> (T, D) through the model's learned audio layer mix."""
+    mix = model.branches["audio"].mix
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return mix(torch.from_numpy(np.asarray(x, np.float32))[None])[0].numpy()
+    return run
+
+
+def scaled_to(model: BimodalSER, data: SERData, reference_std: np.ndarray | None) -> SERData:
+    """``data`` (audio centred per speaker) with each speaker's frames scaled, feature by
+    feature, so that their standard deviation after the layer mix is ``reference_std`` (D,)
+    (speakers on the population centre are left as they are).  Measured in
+    benchmarks/ser_validity.py (``--speaker-scale``), not part of the shipped recipe."""
+    if reference_std is None or data.centering is None:
+        return data
+    std = frame_std(data.inputs["audio"], data.speakers, mixer(model))
+    factor = {g: (reference_std / s).astype(np.float32) for g, s in std.items()
+              if data.centering.basis.get(g) == SPEAKER}
+    frames = [(np.asarray(f, np.float32) * factor[g]).astype(np.asarray(f).dtype) if g in factor else f
+              for f, g in zip(data.inputs["audio"], data.speakers)]
+    return replace(data, inputs=data.inputs | {"audio": frames})
+
+
 def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, temperature: float = 1.0,
-                     ) -> tuple[np.ndarray, list, Centering | None]:
+                     reference_std: np.ndarray | None = None) -> tuple[np.ndarray, list, Centering | None]:
     """``predict`` with the speaker baselines of the model's ``speaker_norm``: for "neutral",
     label-free iterative feature normalisation (``speaker_norm.iterative_centering``) from
-    the all-speech mean of each speaker.  Returns probabilities, attention and the centring."""
+    the all-speech mean of each speaker.  Returns probabilities, attention and the centring.
+    ``reference_std``: also scale each speaker's frames to this spread (``scaled_to``)."""
+    def predict_scaled(model, data, featurizer, temperature):
+        return predict(model, scaled_to(model, data, reference_std), featurizer, temperature=temperature)
+
     if data.centering is None or model.config.speaker_norm != "neutral" or "audio" not in data.inputs:
-        probs, att = predict(model, data, featurizer, temperature=temperature)
+        probs, att = predict_scaled(model, data, featurizer, temperature=temperature)
         return probs, att, data.centering
     frames = data.inputs["audio"]
     means = item_means(frames, data.speakers, data.centering)
@@ -439,8 +468,8 @@ def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, t
     baseline = np.array([lab in BASELINE_CLASSES for lab in model.config.labels])
     centering, _ = iterative_centering(
         means, lengths, data.speakers, first,
-        lambda c: predict(model, data.recentered(c), featurizer, temperature=temperature)[0], baseline)
-    probs, att = predict(model, data.recentered(centering.centers), featurizer, temperature=temperature)
+        lambda c: predict_scaled(model, data.recentered(c), featurizer, temperature=temperature)[0], baseline)
+    probs, att = predict_scaled(model, data.recentered(centering.centers), featurizer, temperature=temperature)
     return probs, att, centering
 
 

@@ -8,7 +8,7 @@ import torch
 from ser_models.augment import CODECS, Channel, add_noise, augment_by_speaker, change_speed, mp3, mulaw, telephone
 from ser_models.calibration import apply_temperature, ece, fit_temperature
 from ser_models.model import LayerMix
-from ser_models.speaker_norm import MIN_SPEECH_S, POPULATION, SPEAKER, center, speaker_centering
+from ser_models.speaker_norm import MIN_SPEECH_S, POPULATION, SPEAKER, Centering, center, speaker_centering
 
 SR = 16_000
 
@@ -117,3 +117,36 @@ def test_iterative_normalisation_finds_the_neutral_register():
     cen, probs = iterative_centering(means, lengths, groups, start, score, np.array([True, False]))
     np.testing.assert_allclose(cen.centers["s"], means[:8].mean(0), atol=1e-6)
     assert probs[:8, 0].all() and not probs[8:, 0].any()
+
+
+def test_speaker_scaling_gives_each_speaker_the_reference_spread_after_the_mix():
+    """``frame_std`` is the per-feature spread of a speaker's mixed frames over all its items;
+    ``scaled_to`` scales the (L, T, D) frames so that, mixed, each long speaker has the
+    reference spread, and leaves a speaker on the population centre alone."""
+    from ser_models.model import BimodalSER, ModelConfig
+    from ser_models.encoders import EncoderConfig
+    from ser_models.speaker_norm import frame_std
+    from ser_models.train import SERData, mixer, scaled_to
+
+    rng = np.random.default_rng(2)
+    cfg = ModelConfig(audio=EncoderConfig(kind="whisper", name="x", layers="all"), text=None, audio_dim=4,
+                      audio_layers=3, labels=("neutral", "sad"), speaker_norm="neutral")
+    model = BimodalSER(cfg)
+    with torch.no_grad():
+        model.branches["audio"].mix.logits.copy_(torch.tensor([0.5, -0.5, 1.0]))
+    spread = np.array([1.0, 2.0, 0.5, 3.0])
+    frames = [rng.normal(0, 1, (3, 400, 4)) * spread, rng.normal(0, 1, (3, 300, 4)) * spread,
+              rng.normal(0, 1, (3, 50, 4))]
+    groups = np.array(["a", "a", "b"])
+    mix = mixer(model)
+    std = frame_std(frames, groups, mix)
+    direct = np.concatenate([mix(f) for f in frames[:2]]).std(axis=0)
+    np.testing.assert_allclose(std["a"], direct, rtol=1e-4)
+    np.testing.assert_allclose(frame_std([mix(f) for f in frames], groups)["a"], direct, rtol=1e-4)  # (T, D) items
+    ref = np.array([0.7, 0.7, 0.7, 0.7], np.float32)
+    centering = Centering({"a": np.zeros((3, 4)), "b": np.zeros((3, 4))}, {"a": SPEAKER, "b": POPULATION},
+                          {"a": 14.0, "b": 1.0})
+    data = SERData({"audio": frames}, np.zeros(3, int), np.full(3, -1), groups, centering=centering)
+    out = scaled_to(model, data, ref).inputs["audio"]
+    np.testing.assert_allclose(frame_std(out[:2], groups[:2], mix)["a"], ref, rtol=1e-3)
+    np.testing.assert_array_equal(out[2], frames[2])
