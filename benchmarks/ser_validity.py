@@ -38,9 +38,10 @@ WHISPER_BASE = os.environ.get("SPEECHFIN_WHISPER_BASE", "/tmp/whisper-base")
 VARIANTS = {
     "shipped": {},
     "speaker_mean": {"model": {"speaker_norm": "mean"}},
-    "no_speaker_norm": {"model": {"speaker_norm": "none"}},
+    "no_speaker_scale": {"model": {"speaker_scale": False}},
+    "no_speaker_norm": {"model": {"speaker_norm": "none", "speaker_scale": False}},
     "no_augmentation": {"train": {"augment": ""}},
-    "no_fixes": {"model": {"speaker_norm": "none"}, "train": {"augment": ""}},
+    "no_fixes": {"model": {"speaker_norm": "none", "speaker_scale": False}, "train": {"augment": ""}},
     "nap16": {"model": {"nuisance_dims": 16},
               "train": {"nuisance_corpus": str(SHARED / "earnings_calls_qin2019")}},
     # the encoder change: faster-whisper base (6 layers, D = 512) instead of tiny.en, its top 4 hidden

@@ -20,9 +20,9 @@ import torch
 from ser_models.checkpoint import Card, load_checkpoint
 from ser_models.encoders import CHUNK_S, SAMPLE_RATE, build_encoder
 from ser_models.model import BimodalSER
-from ser_models.speaker_norm import (BASELINE_CLASSES, Centering, center, item_means, iterative_centering,
-                                     speaker_centering)
-from ser_models.train import Featurizer, SERData, predict
+from ser_models.speaker_norm import (BASELINE_CLASSES, Centering, center, frame_std, item_means, iterative_centering,
+                                     scale, speaker_centering)
+from ser_models.train import Featurizer, SERData, mixer, predict
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,23 @@ class EmotionScorer:
         centering = speaker_centering(audio_frames, speakers, hop_s or self.audio_encoder.hop_s, population=pop)
         if centering.note():
             log.info("%s", centering.note())
+        basis = dict(centering.basis)
+
+        def relative(centers: dict):
+            centred = center(audio_frames, speakers, Centering(centers, basis, {}))
+            if self.model.config.speaker_scale:      # each speaker's spread to the training speakers'
+                mix = mixer(self.model) if np.asarray(centred[0]).ndim == 3 else None
+                centred = scale(centred, speakers, frame_std(centred, speakers, mix),
+                                self.model.branches["audio"].spread.numpy(), basis)
+            return run(centred)
+
         if self.model.config.speaker_norm == "neutral":    # label-free iterations towards the neutral register
             lengths = np.array([np.asarray(f).shape[-2] for f in audio_frames], dtype=float)
             baseline = np.array([lab in BASELINE_CLASSES for lab in self.labels])
             centering, _ = iterative_centering(
                 item_means(audio_frames, speakers, None), lengths, speakers, centering,
-                lambda c: run(center(audio_frames, speakers, Centering(c, {}, {})))[0], baseline)
-        probs, att = run(center(audio_frames, speakers, centering))
+                lambda c: relative(c)[0], baseline)
+        probs, att = relative(centering.centers)
         absolute = Centering({g: pop for g in centering.centers}, {}, {})
         probs_abs, _ = run(center(audio_frames, speakers, absolute))
         return Scores(probs, probs_abs, att, [centering.basis[g] for g in speakers], centering)

@@ -45,6 +45,9 @@ class ModelConfig:
         centres, (La, Da)) for absolute scores.
     nuisance_dims: k > 0 removes a k-dimensional nuisance subspace from the audio frames
         (``Branch``), estimated before training from ``TrainConfig.nuisance_corpus``.
+    speaker_scale: at inference, also scale each speaker's centred audio frames, feature by
+        feature, to the training speakers' mean spread after the layer mix (``Da``, kept in
+        the audio branch as ``spread``; ``ser_models.train.scaled_to``).  Needs a speaker_norm.
     """
 
     labels: tuple[str, ...] = RAVDESS_LABELS
@@ -66,6 +69,7 @@ class ModelConfig:
     gender_head: bool = False
     speaker_norm: str = "none"
     nuisance_dims: int = 0
+    speaker_scale: bool = False
 
     def __post_init__(self):
         self.labels = tuple(self.labels)
@@ -83,6 +87,8 @@ class ModelConfig:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
         if self.speaker_norm not in SPEAKER_NORMS:
             raise ValueError(f"unknown speaker_norm {self.speaker_norm!r}; choose one of {', '.join(SPEAKER_NORMS)}")
+        if self.speaker_scale and self.speaker_norm == "none":
+            raise ValueError("speaker_scale needs a speaker_norm (the spread is measured around each speaker's centre)")
         if self.fusion == "cross_attention" and self.audio and self.text and not self.proj_dim:
             raise ValueError("cross_attention fusion needs proj_dim > 0 (a common frame size)")
 
@@ -202,6 +208,8 @@ class BimodalSER(nn.Module):
             if cfg.speaker_norm != "none":   # population centre of the speaker-relative frames
                 shape = (cfg.audio_layers, cfg.audio_dim) if cfg.audio_layers > 1 else (cfg.audio_dim,)
                 self.branches["audio"].register_buffer("center", torch.zeros(shape))
+            if cfg.speaker_scale:            # the training speakers' mean spread after the layer mix
+                self.branches["audio"].register_buffer("spread", torch.ones(cfg.audio_dim))
         if cfg.text is not None:
             self.branches["text"] = Branch(cfg.text_dim, cfg.text_layers, cfg)
         pooled = {m: b.out_dim for m, b in self.branches.items()}

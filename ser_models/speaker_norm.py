@@ -19,6 +19,11 @@ own baseline.  Two baselines (``ModelConfig.speaker_norm``):
 - a call: per diarized speaker, over all of the speaker's scored segments;
 - ``ser eval`` / ``ser predict``: per value of the corpus's ``speaker`` column.
 
+With ``ModelConfig.speaker_scale`` the centred frames are then scaled, feature by feature, to
+the training speakers' mean spread (``frame_std``, ``scale``): the variance half of a
+per-speaker z-normalisation.  Both the spread and the factors are taken after the layer mix,
+and a per-feature factor commutes with it.
+
 Mean removal commutes with the model's learned layer mix (a linear map), so centring the
 (L, T, D) frames of a corpus and centring the already mixed (T, D) frames of a call are the
 same operation.  The *absolute* score uses the population centre instead: the mean of the
@@ -163,6 +168,15 @@ def frame_std(frames: Sequence[np.ndarray], groups: Sequence[Hashable],
         counts[g] = counts.get(g, 0) + len(x)
     return {g: np.sqrt(np.maximum(squares[g] / counts[g] - (sums[g] / counts[g]) ** 2, 1e-12)).astype(np.float32)
             for g in counts}
+
+
+def scale(frames: Sequence[np.ndarray], groups: Sequence[Hashable], std: dict[Hashable, np.ndarray],
+          reference: np.ndarray, basis: dict[Hashable, str]) -> list[np.ndarray]:
+    """Each item of a speaker on its own centre (``basis`` SPEAKER) times ``reference / std[g]``
+    (per feature), in the item's dtype; the other items as they are."""
+    factor = {g: (reference / s).astype(np.float32) for g, s in std.items() if basis.get(g) == SPEAKER}
+    return [(np.asarray(f, np.float32) * factor[g]).astype(np.asarray(f).dtype) if g in factor else f
+            for f, g in zip(frames, groups)]
 
 
 def population_center(centering: Centering) -> np.ndarray:

@@ -41,7 +41,7 @@ from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_w
 from ser_models.metrics import CVResult, EvalResult
 from ser_models.model import BimodalSER, ModelConfig
 from ser_models.speaker_norm import (BASELINE_CLASSES, SPEAKER, Centering, frame_std, item_means, iterative_centering,
-                                     population_center, speaker_centering)
+                                     population_center, scale, speaker_centering)
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +390,16 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
         if featurizer.finetuned(m):
             enc._model.train(False)
     model.eval()
+    if config.speaker_scale and data.centering is not None:
+        model.branches["audio"].spread.copy_(torch.as_tensor(population_spread(model, data)))
     log.info("%s: %d examples, %d epochs in %.1f s", desc, len(data), tc.epochs, time.time() - t0)
     return model
+
+
+def population_spread(model: BimodalSER, data: SERData) -> np.ndarray:
+    """(D,) mean over the training speakers of their frames' spread (``frame_std``) through the
+    trained layer mix: the reference of ``ModelConfig.speaker_scale``."""
+    return np.mean(list(frame_std(data.inputs["audio"], data.speakers, mixer(model)).values()), axis=0)
 
 
 @torch.no_grad()
@@ -432,15 +440,11 @@ def mixer(model: BimodalSER) -> Callable[[np.ndarray], np.ndarray]:
 def scaled_to(model: BimodalSER, data: SERData, reference_std: np.ndarray | None) -> SERData:
     """``data`` (audio centred per speaker) with each speaker's frames scaled, feature by
     feature, so that their standard deviation after the layer mix is ``reference_std`` (D,)
-    (speakers on the population centre are left as they are).  Measured in
-    benchmarks/ser_validity.py (``--speaker-scale``), not part of the shipped recipe."""
+    (speakers on the population centre are left as they are; ``ModelConfig.speaker_scale``)."""
     if reference_std is None or data.centering is None:
         return data
     std = frame_std(data.inputs["audio"], data.speakers, mixer(model))
-    factor = {g: (reference_std / s).astype(np.float32) for g, s in std.items()
-              if data.centering.basis.get(g) == SPEAKER}
-    frames = [(np.asarray(f, np.float32) * factor[g]).astype(np.asarray(f).dtype) if g in factor else f
-              for f, g in zip(data.inputs["audio"], data.speakers)]
+    frames = scale(data.inputs["audio"], data.speakers, std, reference_std, data.centering.basis)
     return replace(data, inputs=data.inputs | {"audio": frames})
 
 
@@ -449,7 +453,10 @@ def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, t
     """``predict`` with the speaker baselines of the model's ``speaker_norm``: for "neutral",
     label-free iterative feature normalisation (``speaker_norm.iterative_centering``) from
     the all-speech mean of each speaker.  Returns probabilities, attention and the centring.
-    ``reference_std``: also scale each speaker's frames to this spread (``scaled_to``)."""
+    ``reference_std``: also scale each speaker's frames to this spread (``scaled_to``);
+    default: the model's own ``spread`` with ``speaker_scale``."""
+    if reference_std is None and model.config.speaker_scale:
+        reference_std = model.branches["audio"].spread.numpy()
     def predict_scaled(model, data, featurizer, temperature):
         return predict(model, scaled_to(model, data, reference_std), featurizer, temperature=temperature)
 

@@ -150,3 +150,41 @@ def test_speaker_scaling_gives_each_speaker_the_reference_spread_after_the_mix()
     out = scaled_to(model, data, ref).inputs["audio"]
     np.testing.assert_allclose(frame_std(out[:2], groups[:2], mix)["a"], ref, rtol=1e-3)
     np.testing.assert_array_equal(out[2], frames[2])
+
+
+def test_speaker_scale_scores_alike_in_the_flow_and_in_ser_predict():
+    """With ``speaker_scale`` the flow's path (``EmotionScorer.score_frames`` on a call's
+    mixed (T, D) frames) and ``ser predict``'s (``predict_speakers`` on (L, T, D) frames)
+    give the same probabilities, and the stored spread does change them."""
+    from types import SimpleNamespace
+
+    from ser_models.encoders import EncoderConfig
+    from ser_models.inference import EmotionScorer
+    from ser_models.model import BimodalSER, ModelConfig
+    from ser_models.train import Featurizer, SERData, mixer, predict_speakers
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    labels = ("neutral", "calm", "sad", "happy")
+    cfg = ModelConfig(audio=EncoderConfig(kind="whisper", name="x", layers="all"), text=None, audio_dim=8,
+                      audio_layers=3, labels=labels, speaker_norm="neutral", speaker_scale=True)
+    model = BimodalSER(cfg).eval()
+    with torch.no_grad():
+        model.branches["audio"].spread.copy_(torch.linspace(0.5, 2.0, 8))
+    hop = 0.02
+    frames = [rng.normal(m, s, (3, int(rng.integers(150, 300)), 8)).astype(np.float32)
+              for m, s in [(0.5, 1.0)] * 3 + [(-1.0, 3.0)] * 3]
+    speakers = np.array(["a"] * 3 + ["b"] * 3)
+    scorer = EmotionScorer(model, SimpleNamespace(labels=labels, raw={}), Featurizer(cfg, encoders={"audio": None}))
+    layered = scorer.score_frames(frames, speakers=speakers, hop_s=hop)
+    mix = mixer(model)
+    mixed = scorer.score_frames([mix(f) for f in frames], speakers=speakers, hop_s=hop)
+    assert layered.basis == ["speaker"] * 6
+    np.testing.assert_allclose(mixed.probs, layered.probs, atol=1e-4)
+    start = speaker_centering(frames, speakers, hop)
+    data = SERData({"audio": center(frames, speakers, start)}, np.zeros(6, int), np.full(6, -1), speakers,
+                   centering=start)
+    np.testing.assert_allclose(predict_speakers(model, data, scorer.featurizer)[0], layered.probs, atol=1e-4)
+    with torch.no_grad():
+        model.branches["audio"].spread.mul_(3.0)
+    assert np.abs(scorer.score_frames(frames, speakers=speakers, hop_s=hop).probs - layered.probs).max() > 1e-3
