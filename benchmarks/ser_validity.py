@@ -60,7 +60,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1, help="train this many seeds (seed, seed + 1, ...) per fold: "
                     "a row per seed and one for their ensemble (mean probabilities)")
     ap.add_argument("--speaker-scale", action="store_true", help="also score every fold model with each speaker's "
-                    "frames scaled to the training speakers' spread (ser_models.train.scaled_to): paired rows")
+                    "frames scaled to the training speakers' spread (ser_models.train.scaled_to): paired rows; for a "
+                    "recipe without the scaling (--variant no_speaker_scale: the shipped recipe scales already)")
     ap.add_argument("--results", help="append the row to this JSONL file")
     ap.add_argument("--table", help="print the table of a results file and stop")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
@@ -123,11 +124,14 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
 
     from ser_models.augment import mp3, mulaw
     from ser_models.corpus import load_corpus, speaker_folds
-    from ser_models.speaker_norm import frame_std
-    from ser_models.train import fit, mixer, predict, predict_speakers
+    from ser_models.train import fit, load_experiment, population_spread, predict, predict_speakers
 
     torch.set_num_threads(1)
     t0 = time.time()
+    if speaker_scale and VARIANTS[variant].get("model", {}).get("speaker_scale",
+                                                                 load_experiment(config).model.speaker_scale):
+        raise SystemExit(f"--speaker-scale pairs unscaled rows with scaled ones, but the {variant} recipe scales "
+                         f"already: use --variant no_speaker_scale")
     exp, fz, data = prepare_variant(variant, config, epochs, seed)
     seeds = [exp.train.seed + m for m in range(members)]
     if exp.model.nuisance_dims and nuisance_speaker:
@@ -154,8 +158,7 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
                         desc=f"fold {i + 1}/5" + (f" seed {s}" if members > 1 else ""))
             refs = [(out[m], None)]
             if speaker_scale:
-                refs.append((out[len(seeds) + m],
-                             np.mean(list(frame_std(train.inputs["audio"], train.speakers, mixer(model)).values()), axis=0)))
+                refs.append((out[len(seeds) + m], population_spread(model, train)))
             for o, ref in refs:
                 o["oof"][test_idx] = predict_speakers(model, data.subset(test_idx), fz, reference_std=ref)[0]
                 for k, d in tests.items():

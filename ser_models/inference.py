@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from ser_models.checkpoint import Card, load_checkpoint
 from ser_models.encoders import CHUNK_S, SAMPLE_RATE, build_encoder
 from ser_models.model import BimodalSER
-from ser_models.speaker_norm import (BASELINE_CLASSES, Centering, center, frame_std, item_means, iterative_centering,
-                                     scale, speaker_centering)
+from ser_models.speaker_norm import (BASELINE_CLASSES, Centering, center, item_means, iterative_centering, scale,
+                                     speaker_centering)
 from ser_models.train import Featurizer, SERData, mixer, predict
 
 log = logging.getLogger(__name__)
@@ -117,8 +116,7 @@ class EmotionScorer:
         c = self.model.branches["audio"].center
         if not mixed or c.dim() == 1:
             return c.numpy()
-        with torch.no_grad():
-            return self.model.branches["audio"].mix(c[None, :, None, :])[0, 0].numpy()
+        return mixer(self.model)(c.numpy()[:, None, :])[0]
 
     def encode_recording(self, samples: np.ndarray) -> np.ndarray:
         """Audio frames (T, D) float16 of a whole recording: encoded in CHUNK_S windows, a
@@ -128,15 +126,12 @@ class EmotionScorer:
         enc = self.audio_encoder
         step = int(CHUNK_S * SAMPLE_RATE)
         chunks = [samples[a: a + step] for a in range(0, len(samples), step)]
-        mix = self.model.branches["audio"].mix
+        mix = mixer(self.model)
         out = []
         bs = max(1, enc.config.batch_size)
         for a in range(0, len(chunks), bs):
             for f in enc.encode(chunks[a: a + bs]):
-                if f.ndim == 3:
-                    with torch.no_grad():
-                        f = mix(torch.from_numpy(f.astype(np.float32))[None])[0].numpy()
-                out.append(f.astype(np.float16))
+                out.append((mix(f) if f.ndim == 3 else f).astype(np.float16))
         return np.concatenate(out, axis=0) if out else np.zeros((0, self.model.config.audio_dim), np.float16)
 
     def encode_text(self, texts: Sequence[str]) -> list | None:
@@ -174,13 +169,13 @@ class EmotionScorer:
         if centering.note():
             log.info("%s", centering.note())
         basis = dict(centering.basis)
+        spread = self.model.branches["audio"].spread.numpy() if self.model.config.speaker_scale else None
+        mix = mixer(self.model)
 
         def relative(centers: dict):
             centred = center(audio_frames, speakers, Centering(centers, basis, {}))
-            if self.model.config.speaker_scale:      # each speaker's spread to the training speakers'
-                mix = mixer(self.model) if np.asarray(centred[0]).ndim == 3 else None
-                centred = scale(centred, speakers, frame_std(centred, speakers, mix),
-                                self.model.branches["audio"].spread.numpy(), basis)
+            if spread is not None:      # each speaker's spread to the training speakers'
+                centred = scale(centred, speakers, spread, basis, mix)
             return run(centred)
 
         if self.model.config.speaker_norm == "neutral":    # label-free iterations towards the neutral register

@@ -443,8 +443,7 @@ def scaled_to(model: BimodalSER, data: SERData, reference_std: np.ndarray | None
     (speakers on the population centre are left as they are; ``ModelConfig.speaker_scale``)."""
     if reference_std is None or data.centering is None:
         return data
-    std = frame_std(data.inputs["audio"], data.speakers, mixer(model))
-    frames = scale(data.inputs["audio"], data.speakers, std, reference_std, data.centering.basis)
+    frames = scale(data.inputs["audio"], data.speakers, reference_std, data.centering.basis, mixer(model))
     return replace(data, inputs=data.inputs | {"audio": frames})
 
 
@@ -457,6 +456,7 @@ def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, t
     default: the model's own ``spread`` with ``speaker_scale``."""
     if reference_std is None and model.config.speaker_scale:
         reference_std = model.branches["audio"].spread.numpy()
+
     def predict_scaled(model, data, featurizer, temperature):
         return predict(model, scaled_to(model, data, reference_std), featurizer, temperature=temperature)
 

@@ -220,42 +220,52 @@ _LIST_HEAD = re.compile(r"^\s*(?:(?P<exec>executives|company participants|corpor
 _PARTICIPANT = re.compile(r"^[*•\-]?\s*(?P<name>[A-Z][\w.'’\-]*(?:\s+[\w.'’\-]+){0,4}?)\s+[-–—]\s+(?P<rest>\S.{0,120})$")
 
 
-def _participants(lines: list[str]) -> dict[str, dict]:
-    """Listed participants, lowercased name -> speaker, role, affiliation, title (empty if the
-    document has no headed participant list).  A list ends at its first line that is not a
+def _name_key(text: str) -> str:
+    """A name as the participant lists and the turn lines are matched: spaces collapsed,
+    lowercase, no trailing colon."""
+    return " ".join(text.split()).lower().rstrip(":").strip()
+
+
+def _participants(lines: list[str]) -> tuple[dict[str, dict], set[int]]:
+    """Listed participants, name key -> speaker, role, affiliation, title (empty if the
+    document has no headed participant list), and the indices of the list lines (headings,
+    entries and the blank lines between them).  A list ends at its first line that is not a
     ``Name - ...`` entry (a blank line does not end it)."""
     out: dict[str, dict] = {}
+    in_lists: set[int] = set()
     group = ""
-    for ln in lines:
+    for i, ln in enumerate(lines):
         head = _LIST_HEAD.match(ln)
         if head:
             group = "executive" if head.group("exec") else "analyst"
+            in_lists.add(i)
             continue
-        if not group or not ln:
+        if not group:
             continue
-        m = _PARTICIPANT.match(ln)
-        if not m:
+        m = _PARTICIPANT.match(ln) if ln else None
+        if ln and not m:
             group = ""
             continue
-        parts = [x.strip() for x in re.split(r"\s+[-–—]\s+", m.group("rest"))]
-        company, title = (parts[0], parts[-1]) if len(parts) > 1 else \
-            (("", parts[0]) if group == "executive" else (parts[0], ""))
-        out[" ".join(m.group("name").split()).lower()] = dict(speaker=m.group("name"), role=group,
-                                                             affiliation=company, title=title)
-    return out
+        in_lists.add(i)
+        if m:
+            parts = [x.strip() for x in re.split(r"\s+[-–—]\s+", m.group("rest"))]
+            company, title = (parts[0], parts[-1]) if len(parts) > 1 else \
+                (("", parts[0]) if group == "executive" else (parts[0], ""))
+            out[_name_key(m.group("name"))] = dict(speaker=m.group("name"), role=group, affiliation=company, title=title)
+    return out, in_lists
 
 
 def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
     lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    listed = _participants(lines)
-    if listed and any(" ".join(ln.split()).lower().rstrip(":") in listed for ln in lines
-                      if not _PARTICIPANT.match(ln)):
-        return _parse_participants(lines, listed)
+    listed, in_lists = _participants(lines)
+    if listed and any(_name_key(ln) in listed for i, ln in enumerate(lines) if i not in in_lists):
+        return _parse_participants(lines, listed, in_lists)
     # a StreetEvents turn header stands right after a rule line (a footnote mark "[1]" in text does not)
-    header = [(_VENDOR.match(ln) or (i and _RULE.match(lines[i - 1]) and _STREETEVENTS.match(ln)) or None)
+    rule = [bool(_RULE.match(ln)) for ln in lines]
+    header = [_VENDOR.match(ln) or (_STREETEVENTS.match(ln) if i and rule[i - 1] else None)
               for i, ln in enumerate(lines)]
-    header = [h for h, ln in zip(header, lines) if not _RULE.match(ln)]
-    lines = [ln for ln in lines if not _RULE.match(ln)]
+    header = [h for h, r in zip(header, rule) if not r]
+    lines = [ln for ln, r in zip(lines, rule) if not r]
     vendor = sum(h is not None for h in header)
     labels = sum(bool(_LABEL.match(ln)) and not _QA_MARKER.match(ln) for ln in lines)
     shape = "vendor" if vendor >= 1 and vendor >= labels / 2 else "text" if labels else "unlabelled"
@@ -288,25 +298,20 @@ def _parse_text(text: str) -> tuple[list[TranscriptTurn], str, bool]:
     return [TranscriptTurn(**t) for t in turns], shape, marker
 
 
-def _parse_participants(lines: list[str], listed: dict[str, dict]) -> tuple[list[TranscriptTurn], str, bool]:
+def _parse_participants(lines: list[str], listed: dict[str, dict], in_lists: set[int],
+                        ) -> tuple[list[TranscriptTurn], str, bool]:
     """Turns of a document with participant lists: a line holding a listed name alone (or
-    ``Operator``) starts a turn; the lists themselves and the lines before the first turn are
-    the header."""
+    ``Operator``) starts a turn; the lists (``in_lists``) and the lines before the first turn
+    are the header."""
     turns: list[dict] = []
-    qa = marker = in_list = False
-    for ln in lines:
-        key = " ".join(ln.split()).lower().rstrip(":").strip()
-        if _LIST_HEAD.match(ln):
-            in_list = True
-            continue
-        if in_list and (not ln or _PARTICIPANT.match(ln)):
-            continue
-        in_list = False
-        if not ln:
+    qa = marker = False
+    for i, ln in enumerate(lines):
+        if i in in_lists or not ln:
             continue
         if _QA_MARKER.match(ln):
             qa = marker = True
             continue
+        key = _name_key(ln)
         if key in listed or key == "operator":
             who = listed.get(key, dict(speaker="Operator", role="operator", affiliation="", title=""))
             turns.append(dict(who, text="", qa=qa))
