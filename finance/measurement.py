@@ -215,7 +215,9 @@ def impute(evidence: SegmentEvidence, y: np.ndarray, fixed: np.ndarray, in_sampl
         beta = xtx_inv @ design.T @ ys
         resid = ys - design @ beta
         sigma2 = float(resid @ resid) / rng.chisquare(max(len(ys) - design.shape[1], 1))
-        theta = rng.multivariate_normal(beta, sigma2 * xtx_inv, method="cholesky")
+        # eigh: a draw can make the design singular (an imputed feature equal in every call), and
+        # the covariance is then only semi-definite, which Cholesky refuses
+        theta = rng.multivariate_normal(beta, sigma2 * xtx_inv, method="eigh")
         th_f, th_x = theta[:fixed.shape[1]], theta[fixed.shape[1]:]
         resid0 = (yy - ff @ th_f)[:, None]                          # y minus the fixed part of the prediction
         # pi_i | z

@@ -4,6 +4,8 @@ CLI and bad-input paths."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 from data_catalog import TABLES
 from data_catalog.store import Catalog
 from finance.errors import RegressionError, SpecError
-from finance.measurement import MIConfig, SegmentEvidence, mi_regression, rubin
+from finance.measurement import MIConfig, SegmentEvidence, impute, mi_regression, rubin
 from finance.mi_simulation import confusion, simulate
 from finance.studies import SPEC_DIR, run_study
 from pipelines.cli import study as cli_study
@@ -77,6 +79,22 @@ def test_certain_posteriors_make_mi_equal_to_ols():
     np.testing.assert_allclose(res.coefficients[["between", "riv"]].to_numpy(), 0, atol=1e-20)
     c = res.coefficients   # no between-imputation variance: the FMI is the small-sample term 2 / (df + 3) only
     np.testing.assert_allclose(c["fmi"], 2 / (c["df"] + 3), rtol=1e-12)
+
+
+def test_imputation_survives_a_draw_that_makes_the_design_singular():
+    """Every segment certainly neutral: each draw of the call tone is 0 in every call, so the
+    sampler's design [1, tone] is singular and its coefficient covariance only semi-definite
+    (a Cholesky draw raised here, and the study lost its MI correction). The draws are the
+    measured features."""
+    s = simulate(np.eye(8), n_calls=40, seed=5)
+    lik = np.zeros_like(s.evidence.likelihood)
+    lik[:, 1] = 1.0
+    ev = dataclasses.replace(s.evidence, likelihood=lik)
+    n = len(ev.call_ids)
+    draws = impute(ev, s.frame["car"].to_numpy(), np.ones((n, 1)), np.ones(n, bool), MIConfig(m=3, burn_in=2, thin=1))
+    assert len(draws) == 3
+    for d in draws:
+        np.testing.assert_array_equal(d, ev.measured())
 
 
 def test_mi_bad_input():
