@@ -37,6 +37,9 @@ def free_port(preferred: int = 4200) -> int:
     raise RuntimeError("no free port for a local Prefect server")
 
 
+STARTUP_TIMEOUT_S = 120
+
+
 def start_temporary_server() -> None:
     """Without a configured API, give Prefect's temporary server a port the kernel picked (as
     Prefect's own test harness does). Prefect draws one from 8000-8999 at random, so two runs
@@ -46,9 +49,14 @@ def start_temporary_server() -> None:
     The server is then started here, one process at a time (a lock file in ``PREFECT_HOME``):
     each temporary server migrates the SQLite database there when it starts, and two
     migrations at once on a new database fail (``duplicate column name``, ``table ... already
-    exists``) or time out."""
+    exists``) or time out.
+
+    Prefect waits 20 s for the server (``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``); on
+    two busy cores a first start, which creates and migrates the database, took 26 s, and a
+    start there timed out while other work ran. So this waits at least ``STARTUP_TIMEOUT_S``."""
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+    from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
 
     server = SubprocessASGIServer()  # the instance Prefect's client starts when it needs one
     if PREFECT_API_URL.value() or server.running or server.port is not None:
@@ -56,7 +64,7 @@ def start_temporary_server() -> None:
     server.port = free_port(0)
     if PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         with server_start_lock():
-            server.start()
+            server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), STARTUP_TIMEOUT_S))
 
 
 @contextmanager

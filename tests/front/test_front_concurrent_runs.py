@@ -73,13 +73,16 @@ def test_runs_started_together_share_neither_a_port_nor_a_first_migration(tmp_pa
     traceback. And each temporary server migrates the SQLite database in a new PREFECT_HOME as
     it starts: without the start lock, three runs there at once printed a migration traceback
     (`duplicate column name`, `table ... already exists`) in 2 of 6 tries, and with Prefect's
-    telemetry on in 5 of 6, some runs timing out. All three are clean."""
+    telemetry on in 5 of 6, some runs timing out. All three are clean. Prefect's own startup
+    timeout is set to 1 s here: a start waits at least `STARTUP_TIMEOUT_S` whatever it says (its
+    default 20 s timed out on two busy cores, the first start of a database taking 26 s)."""
     script = tmp_path / "one_flow.py"
     script.write_text("import random\nrandom.seed(1)\n"
                       "from pipelines.flows.supervisor import start_temporary_server\nstart_temporary_server()\n"
                       "from prefect import flow\n\n@flow\ndef one() -> int:\n    return 41 + 1\n\nprint('answer', one())\n")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PYTHONPATH=str(REPO), PREFECT_LOGGING_LEVEL="WARNING", PREFECT_HOME=str(tmp_path / "home"))
+    env.update(PYTHONPATH=str(REPO), PREFECT_LOGGING_LEVEL="WARNING", PREFECT_HOME=str(tmp_path / "home"),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
     runs = [subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True) for _ in range(3)]
     outs = [r.communicate(timeout=300)[0] for r in runs]
