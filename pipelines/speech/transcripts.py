@@ -29,9 +29,10 @@ Stage functions:
   encoding is recorded).  Press conferences: a ``CHAIR...`` speaker is the chair, other
   named speakers are journalists, whose outlet is read from their self-introduction
   ("Steve Liesman with CNBC").
-* ``align_transcript(transcript, asr_words)`` -> ``Alignment``: the transcript's tokens
-  (lowercase letters and digits) against the ASR tokens with a Levenshtein alignment
-  (``rapidfuzz``); matched runs are anchors and take the ASR words' times; stretches
+* ``align_transcript(transcript, asr_words, config, diarization_turns)`` -> ``Alignment``: the
+  transcript's tokens (lowercase letters and digits) against the ASR tokens with a
+  Levenshtein alignment (``rapidfuzz``), a change of speaker being one more token on each
+  side (transcript turns; diarized voices); matched runs are anchors and take the ASR words' times; stretches
   between anchors are interpolated by character length.  A stretch that would have to be
   spoken faster than ``max_tokens_per_s``, or more than ``max_edge_tokens`` tokens before
   the first or after the last anchor, is not in the audio: its tokens are dropped (a
@@ -104,6 +105,7 @@ class TranscriptConfig:
     max_tokens_per_s: float = 8.0      # an interpolated stretch faster than this is not in the audio
     max_edge_tokens: int = 12          # unanchored tokens allowed before the first / after the last anchor
     min_tail_words: int = 3            # ASR words after the last anchor: the audio's own tail (the operator's closing)
+    change_weight: int = 3             # a change of speaker counts as this many tokens in the alignment (see below)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -344,33 +346,65 @@ class Alignment:
                 f"({self.transcript_coverage:.0%}), {self.asr_coverage:.0%} of the ASR tokens matched")
 
 
-def align_transcript(transcript: Transcript, asr_words: list[Word], config: TranscriptConfig = TranscriptConfig()) -> Alignment:
+CHANGE = "\x00"   # a change of speaker, on both sides of the alignment (no text gives this token)
+
+
+def align_transcript(transcript: Transcript, asr_words: list[Word], config: TranscriptConfig = TranscriptConfig(),
+                     turns: list[Turn] | None = None) -> Alignment:
+    """Transcript tokens timed by the ASR tokens they match (a Levenshtein alignment over
+    normalised tokens; runs of equal tokens are anchors), the rest interpolated.
+
+    With the diarized ``turns``, a change of speaker is one more token on each side (between
+    transcript turns of different speakers; between ASR words of different diarized voices).
+    Where the text repeats itself (one sentence said by several speakers, or "thank you" in
+    every turn) many alignments cost the same, and these tokens make the one that keeps each
+    sentence in its speaker's turn the cheapest; where the ASR repeats a sentence that was
+    said once (a Whisper repetition loop), they keep the next speaker's words from filling the
+    repeats. A change weighs ``config.change_weight`` tokens: moving a word or two across a
+    diarized boundary (which is often that far off) stays cheaper than keeping it, a
+    sentence does not. They are never anchors."""
     from rapidfuzz.distance import Levenshtein
 
     t0 = time.perf_counter()
-    ref = [tok for turn in transcript.turns for tok in tokens(turn.text)]
-    turn_of = np.array([i for i, turn in enumerate(transcript.turns) for _ in tokens(turn.text)], int)
-    hyp, hyp_word, hs, he = [], [], [], []
+    ref, turn_of, ref_seq, ref_pos = [], [], [], []
+    for i, turn in enumerate(transcript.turns):
+        toks = tokens(turn.text)
+        if turns and toks and ref and transcript.turns[turn_of[-1]].speaker != turn.speaker:
+            ref_seq += [CHANGE] * config.change_weight
+            ref_pos += [-1] * config.change_weight
+        for tok in toks:
+            ref_seq.append(tok)
+            ref_pos.append(len(ref))
+            ref.append(tok)
+            turn_of.append(i)
+    voices = [w.speaker for w in assign_speakers(asr_words, turns)] if turns else [""] * len(asr_words)
+    hyp, hyp_word, hs, he, hyp_seq, hyp_pos = [], [], [], [], [], []
     for i, w in enumerate(asr_words):
         toks = tokens(w.word)
+        if toks and hyp and voices[i] != voices[hyp_word[-1]]:
+            hyp_seq += [CHANGE] * config.change_weight
+            hyp_pos += [-1] * config.change_weight
         for k, tok in enumerate(toks):           # a word of several tokens shares its time evenly
             d = (w.end_s - w.start_s) / len(toks)
+            hyp_seq.append(tok)
+            hyp_pos.append(len(hyp))
             hyp.append(tok)
             hyp_word.append(i)
             hs.append(w.start_s + k * d)
             he.append(w.start_s + (k + 1) * d)
     n = len(ref)
+    turn_of = np.array(turn_of, int)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     anchored = np.zeros(n, bool)
     matched = np.zeros(len(hyp), bool)
-    for op in Levenshtein.opcodes(ref, hyp) if ref and hyp else []:
+    for op in Levenshtein.opcodes(ref_seq, hyp_seq) if ref and hyp else []:
         if op.tag != "equal":
             continue
-        length = op.src_end - op.src_start
-        if length == 1 and len(ref[op.src_start]) < 4:     # a lone short word matches anywhere
+        pairs = [(ref_pos[op.src_start + k], hyp_pos[op.dest_start + k]) for k in range(op.src_end - op.src_start)]
+        pairs = [(i, j) for i, j in pairs if i >= 0]
+        if len(pairs) == 1 and len(ref[pairs[0][0]]) < 4:     # a lone short word matches anywhere
             continue
-        for k in range(length):
-            i, j = op.src_start + k, op.dest_start + k
+        for i, j in pairs:
             start[i], end[i], anchored[i], matched[j] = hs[j], he[j], True, True
     _interpolate(ref, start, end, anchored, config, turn_of)
     return Alignment(start, end, anchored, matched, np.array(hyp_word, int), float(anchored.mean()) if n else 0.0,
@@ -609,7 +643,7 @@ def call_speech(asr_words: list[Word], turns: list[Turn], embeddings: dict[str, 
            "asr_coverage": float("nan"), "turns_not_spoken": 0, "tail_s": 0.0, "seconds": 0.0}
     try:
         tr = read_transcript(transcript_path, event_type)
-        al = align_transcript(tr, asr_words, config)
+        al = align_transcript(tr, asr_words, config, turns)
         row |= {"shape": tr.shape, "encoding": tr.encoding, "n_turns": len(tr.turns),
                 "n_speakers": len({t.speaker for t in tr.turns}) if tr.labelled else 0,
                 "transcript_coverage": al.transcript_coverage, "asr_coverage": al.asr_coverage}

@@ -172,6 +172,25 @@ def test_alignment_times_the_transcript_words():
     assert not np.isnan(al.start).any()
 
 
+def test_speaker_changes_keep_a_repeated_sentence_in_its_turn(tmp_path):
+    """Four turns say the same sentence (A, A, B, A); the ASR missed A's second one. Every way
+    of dropping one of four equal sentences costs the same to the token alignment alone, which
+    put B's words on the audio of A's next sentence (and dropped B's own words). With the
+    diarized turns a change of speaker is a token on each side, and B's words get B's time."""
+    sentence = "kids are talking by the door"
+    script = [("Ann Lee", "executive", sentence), ("Ann Lee", "executive", sentence),
+              ("Bob Roy", "analyst", sentence), ("Ann Lee", "executive", sentence)]
+    words, turns = asr_of(script, drop_every=1000)
+    said = [w for k, w in enumerate(words) if not 6 <= k < 12]          # A's second sentence not recognised
+    tr = read_transcript(write(tmp_path, "t.txt", "\n\n".join(f"{s}: {t}" for s, _, t in script)))
+    b = turns[2]
+    for kw, inside in (({}, False), ({"turns": turns}, True)):
+        al = align_transcript(tr, said, **kw)
+        bob = slice(12, 18)                                                   # B's six tokens
+        assert (np.nanmin(al.start[bob]) >= b.start_s - 0.01 and np.nanmax(al.end[bob]) <= b.end_s + 0.01) == inside
+    assert al.anchored[bob].all() and al.asr_coverage == 1.0
+
+
 def read_transcript_from(script, tmp=None):
     import tempfile
     from pathlib import Path
