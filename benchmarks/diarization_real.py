@@ -21,6 +21,8 @@ The calls are split so that nothing is calibrated on the calls it is scored on:
 
     .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16         # sweep, choose, report
     .venv/bin/python benchmarks/diarization_real.py --config threshold=0.6,min_cluster_s=3,centroid_merge=0.4 --heldout 16
+    .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --bridges 0,0.1,0.2,0.3   # pause rule
+    .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --config min_duration_off=0.2  # gap fill
 
 For every call the expensive part (VAD, segmentation, track embeddings) runs once; each
 clustering setting is then applied to the same tracks.  A setting is chosen on the
@@ -93,8 +95,8 @@ def speakers(split: str) -> dict[str, list[Path]]:
     return out
 
 
-def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list]:
-    """(samples, reference turns) of one test call."""
+def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list, list[Path]]:
+    """(samples, reference turns, the clip of each reference turn) of one test call."""
     import soundfile as sf
 
     from pipelines.types import Turn
@@ -106,15 +108,15 @@ def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list]:
     dominant = execs[0] if rng.random() < 0.5 else str(rng.choice([s for s in pool if s.startswith("ravdess")]))
     others = list(rng.choice([s for s in pool if s != dominant and s.startswith("ravdess")], n - 1, replace=False))
 
-    def clip(spk: str) -> np.ndarray:
+    def clip(spk: str) -> tuple[np.ndarray, Path]:
         path = pool[spk][int(rng.integers(len(pool[spk])))]
         if path not in cache:
             x, sr = sf.read(path, dtype="float32")
             cache[path] = _trim(x if x.ndim == 1 else x.mean(1))
-        return cache[path]
+        return cache[path], path
 
     total = float(rng.uniform(180, 300))
-    parts, ref, t = [], [], 0.0
+    parts, ref, clips, t = [], [], [], 0.0
     order = [dominant]
     unheard = list(others)
     while t < total or unheard:          # every speaker of the call has at least one turn
@@ -124,11 +126,12 @@ def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list]:
         want = rng.uniform(20, 90) if spk == dominant else rng.uniform(2, 30)
         got = 0.0
         while got < want:
-            x = clip(spk)
+            x, path = clip(spk)
             if len(x) < 1600:
                 continue
             parts.append(x)
             ref.append(Turn(round(t, 3), round(t + len(x) / 16_000, 3), spk))
+            clips.append(path)
             t += len(x) / 16_000
             got += len(x) / 16_000
             gap = float(rng.uniform(0.05, 0.25))
@@ -143,7 +146,7 @@ def build_call(split: str, seed: int, cache: dict) -> tuple[np.ndarray, list]:
             order.append(unheard.pop(0) if unheard else str(rng.choice(others)))
     x = np.concatenate(parts).astype(np.float32)
     x = 0.9 * x / (np.abs(x).max() + 1e-9)
-    return x, ref
+    return x, ref, clips
 
 
 def prepare(split: str, seeds: range, models, profile) -> list[dict]:
@@ -155,7 +158,7 @@ def prepare(split: str, seeds: range, models, profile) -> list[dict]:
     out, cache = [], {}
     for seed in seeds:
         t0 = time.perf_counter()
-        x, ref = build_call(split, seed, cache)
+        x, ref, _ = build_call(split, seed, cache)
         audio = Audio(Path(f"{split}_{seed}.wav"), x)
         speech = detect_speech(audio, models.vad)
         seg = run_segmentation(audio, models.segmentation)
@@ -167,11 +170,11 @@ def prepare(split: str, seeds: range, models, profile) -> list[dict]:
     return out
 
 
-def score(calls: list[dict], cfg) -> dict:
+def score(calls: list[dict], cfg, bridges: tuple[float, ...] = ()) -> dict:
     from pipelines.speech.diarization import cluster_tracks
     from pipelines.speech.evaluation import diarization_error
 
-    ders, parts, speech_ders, speech_parts, within, counts = [], [], [], [], [], []
+    ders, parts, speech_ders, speech_parts, within, counts, by_bridge = [], [], [], [], [], [], {}
     for c in calls:
         d = cluster_tracks(c["audio"], c["seg"], c["tracks"], None, cfg, c["speech"])
         r = diarization_error(c["ref"], d.turns)
@@ -180,6 +183,9 @@ def score(calls: list[dict], cfg) -> dict:
         rs = diarization_error(c["ref_speech"], d.turns)
         speech_ders.append(rs.der)
         speech_parts.append((rs.missed, rs.false_alarm, rs.confusion))
+        for b in bridges:
+            by_bridge.setdefault(b, []).append(
+                diarization_error(speech_reference(c["audio"].samples, c["ref"], bridge_s=b), d.turns).der)
         counts.append((len(d.speakers), c["n_ref"]))
         within.append(abs(len(d.speakers) - c["n_ref"]) <= 1)
     miss, fa, conf = np.mean(parts, axis=0)
@@ -187,7 +193,8 @@ def score(calls: list[dict], cfg) -> dict:
     return {"der": float(np.mean(ders)), "der_pooled_max": float(np.max(ders)), "within1": float(np.mean(within)),
             "miss": float(miss), "false_alarm": float(fa), "confusion": float(conf),
             "der_speech_ref": float(np.mean(speech_ders)), "counts": counts,
-            "speech_ref_parts": (float(s_miss), float(s_fa), float(s_conf))}
+            "speech_ref_parts": (float(s_miss), float(s_fa), float(s_conf)),
+            "der_by_bridge": {b: float(np.mean(v)) for b, v in by_bridge.items()}}
 
 
 def main() -> None:
@@ -198,7 +205,10 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=8, help="calibration calls (0: no sweep)")
     ap.add_argument("--heldout", type=int, default=16)
     ap.add_argument("--config", default="", help="score this setting instead of sweeping (k=v,k=v)")
+    ap.add_argument("--bridges", default="", help="also score against the speech reference built with these "
+                    "pause bridges in s (comma-separated; the reported one uses 0.3)")
     args = ap.parse_args()
+    bridges = tuple(float(b) for b in args.bridges.split(",") if b)
     profile = get_profile("embedded")
     models = load_models(profile)
     base = profile.diarization
@@ -222,7 +232,9 @@ def main() -> None:
               f"(DER {100 * best['der']:.1f}%, within 1 on {best['within1']:.0%})")
     held = prepare("heldout", range(args.heldout), models, profile)
     for name, cfg in (("default", base), ("chosen", chosen)):
-        r = score(held, cfg)
+        r = score(held, cfg, bridges)
+        for b, der in r["der_by_bridge"].items():
+            print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
         print(f"held-out ({len(held)} calls), {name} (threshold {cfg.threshold}, min_cluster_s {cfg.min_cluster_s}, "
               f"centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (worst "
               f"{100 * r['der_pooled_max']:.1f}%; missed {100 * r['miss']:.1f}, false alarm {100 * r['false_alarm']:.1f}, "
