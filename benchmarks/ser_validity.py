@@ -41,6 +41,7 @@ VARIANTS = {
     "no_speaker_scale": {"model": {"speaker_scale": False}},
     "no_speaker_norm": {"model": {"speaker_norm": "none", "speaker_scale": False}},
     "no_augmentation": {"train": {"augment": ""}},
+    "train_speaker_scale": {"train": {"speaker_scale": True}},
     "no_fixes": {"model": {"speaker_norm": "none", "speaker_scale": False}, "train": {"augment": ""}},
     "nap16": {"model": {"nuisance_dims": 16},
               "train": {"nuisance_corpus": str(SHARED / "earnings_calls_qin2019")}},

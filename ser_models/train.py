@@ -65,6 +65,10 @@ class TrainConfig:
         ``ModelConfig.nuisance_dims``; its audio only, never its text or ids as labels.
     threads: torch intra-op threads while training (0 = torch's default); small heads on
         cached frames train fastest on one thread, especially on a shared machine.
+    speaker_scale: with ``ModelConfig.speaker_scale``, scale the training speakers' frames
+        too: every epoch, each speaker's centred frames go to the speakers' mean spread through
+        the current layer mix (the whole per-speaker z-normalisation in training, as the model
+        gets it at inference), instead of the spread each actor happens to have.
     """
 
     epochs: int = 30
@@ -84,6 +88,7 @@ class TrainConfig:
     augment: str = ""
     nuisance_corpus: str = ""
     threads: int = 0
+    speaker_scale: bool = False
 
     def __post_init__(self):
         if self.augment not in ("", "channel"):
@@ -343,7 +348,13 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
             raise ValueError(f"nuisance_dims = {config.nuisance_dims} needs a nuisance basis: give [train] "
                              f"nuisance_corpus")
         model.branches["audio"].nuisance.copy_(torch.as_tensor(data.nuisance))
-    fit_norms(model, data, featurizer)
+    scaled = tc.speaker_scale and config.speaker_scale and data.centering is not None
+
+    def seen(d: SERData) -> SERData:
+        """What the model trains on: with ``tc.speaker_scale`` every speaker at the mean spread."""
+        return scaled_to(model, d, population_spread(model, d)) if scaled else d
+
+    fit_norms(model, seen(data), featurizer)
     n_classes = len(config.labels)
     center = CenterLoss(n_classes, config.hidden) if tc.center_loss else None
     groups = [{"params": list(model.parameters()) + (list(center.parameters()) if center else []), "lr": tc.lr}]
@@ -371,7 +382,7 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
     for epoch in epochs:
         model.train()
         order = torch.tensor(list(sampler)) if sampler else torch.randperm(len(data), generator=gen)
-        current = data.variant(epoch)
+        current = seen(data.variant(epoch))
         total = 0.0
         for a in range(0, len(order), tc.batch_size):
             idx = order[a: a + tc.batch_size].numpy()
@@ -468,8 +479,8 @@ def predict_speakers(model: BimodalSER, data: SERData, featurizer: Featurizer, t
     lengths = np.array([np.asarray(f).shape[-2] for f in frames], dtype=float)
     start = dict(data.centering.centers)
     for g in start:
-        if data.centering.basis[g] == SPEAKER:
-            sel = data.speakers == g
+        sel = data.speakers == g
+        if data.centering.basis[g] == SPEAKER and sel.any():   # (a CV fold's centring also holds the other folds' speakers)
             start[g] = (lengths[sel].reshape(-1, *([1] * (means.ndim - 1))) * means[sel]).sum(0) / lengths[sel].sum()
     first = Centering(start, dict(data.centering.basis), dict(data.centering.speech_s))
     baseline = np.array([lab in BASELINE_CLASSES for lab in model.config.labels])

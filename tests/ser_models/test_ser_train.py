@@ -192,3 +192,48 @@ def test_audio_variants_rotate_by_epoch_and_follow_subsets():
     sub = data.subset(np.array([3, 1]))
     assert np.array_equal(sub.variants[0][0], shifted[3]) and np.array_equal(sub.inputs["audio"][1],
                                                                            data.inputs["audio"][1])
+
+
+def test_training_speaker_scale_trains_every_speaker_at_the_mean_spread():
+    """``TrainConfig.speaker_scale``: speaker b says what a says, twice as wide (frames 2A
+    against A); the mean spread is 1.5 A's, so training sees both at 1.5 A and gives the model
+    trained on a and b both at 1.5 A. Without the switch the two trainings differ."""
+    from ser_models.speaker_norm import SPEAKER, Centering
+
+    rng = np.random.default_rng(0)
+    items = [rng.normal(0, 1, (int(rng.integers(150, 250)), 16)).astype(np.float32) for _ in range(6)]
+    y = np.arange(12) % 3
+    spk = np.array(["a"] * 6 + ["b"] * 6)
+    cfg = _cfg(speaker_norm="neutral", speaker_scale=True)
+
+    def trained(width_a: float, width_b: float, scale: bool) -> dict:
+        frames = [width_a * x for x in items] + [width_b * x for x in items]
+        centering = Centering({g: np.zeros(16, np.float32) for g in "ab"}, {g: SPEAKER for g in "ab"}, {})
+        data = SERData({"audio": frames}, y, np.zeros(12, int), spk, centering=centering)
+        tc = TrainConfig(epochs=2, batch_size=4, seed=0, speaker_scale=scale)
+        return fit(cfg, tc, data, Featurizer(cfg, encoders={}), progress=False).state_dict()
+
+    wide, even = trained(1.0, 2.0, True), trained(1.5, 1.5, True)
+    for k in wide:
+        torch.testing.assert_close(wide[k], even[k], rtol=1e-4, atol=1e-5)
+    wide, even = trained(1.0, 2.0, False), trained(1.5, 1.5, False)
+    assert max((wide[k] - even[k]).abs().max().item() for k in wide if wide[k].is_floating_point()) > 1e-3
+
+
+def test_cross_validation_with_speaker_baselines_warns_nothing():
+    """A fold's centring holds every speaker; the held-out fold's starting baselines are taken
+    over its own speakers only (the others' gave 0/0 and a RuntimeWarning in `ser train --cv`)."""
+    import warnings
+
+    from ser_models.speaker_norm import SPEAKER, Centering
+
+    data = _data(n_per_class=12)
+    groups = sorted(set(data.speakers))
+    data = SERData(data.inputs, data.y, data.gender, data.speakers,
+                   centering=Centering({g: np.zeros(16, np.float32) for g in groups}, {g: SPEAKER for g in groups}, {}))
+    cfg = _cfg(speaker_norm="neutral")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cv, oof = cross_validate(cfg, TrainConfig(epochs=3, batch_size=8), data, Featurizer(cfg, encoders={}), k=4,
+                                 progress=False)
+    assert np.isfinite(oof).all() and np.allclose(oof.sum(1), 1.0)
