@@ -28,6 +28,14 @@ Reproducibility (the same audio gives the same words on every run and every mach
   speechfin sets ``CT2_FORCE_CPU_ISA=AVX2`` (every x86-64 CPU of the last decade has it)
   before CTranslate2 loads, unless the environment sets it: the same audio gives the same
   words on every machine.
+
+Repetition loops: on a call's long chunks the decoder sometimes prints a sentence again
+(or several times) after it was said, and the copies' words all get one instant from the
+cross-attention timestamps. A run of ``AsrConfig.loop_run`` or more consecutive words of a
+chunk shorter than 20 ms each is such a copy and is dropped (``drop_repetition_loops``). On
+the Twitter Q4 2016 clips joined into one recording (3,028 words of aligned text), 194 words
+were in such runs: WER 13.1% with them (266 insertions), 6.7% without (72), with the same
+substitutions and deletions.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ class AsrConfig:
     workers: int = 0  # chunks decoded in parallel (0 = one per core; 1 with an alignment model)
     threads: int = 0  # CTranslate2 threads per worker (0 = cores / workers)
     log_prob_threshold: float = -1.0  # a window decoded below this mean log-probability is no speech
+    loop_run: int = 3  # this many words in a row without duration are a repetition loop (module docstring)
 
 
 @dataclass
@@ -202,6 +211,29 @@ def _decode_chunk(audio: Audio, span: tuple[float, float], asr: AsrModel) -> lis
                  for w in (s.words or []) if w.word.strip()]
         if words:
             out.append(AsrSegment(round(a + s.start, 3), round(a + s.end, 3), s.text.strip(), float(s.avg_logprob), words))
+    return drop_repetition_loops(out, cfg.loop_run)
+
+
+def drop_repetition_loops(segments: list[AsrSegment], run: int, eps_s: float = 0.02) -> list[AsrSegment]:
+    """``segments`` without the words in runs of at least ``run`` consecutive words shorter
+    than ``eps_s`` (a segment that loses words gets the text of those it keeps; one that
+    loses all is dropped)."""
+    words = words_of(segments)
+    short = np.array([w.end_s - w.start_s < eps_s for w in words], int)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], short, [0]])))
+    loop = np.zeros(len(words), bool)
+    for a, b in zip(edges[::2], edges[1::2]):
+        loop[a:b] = b - a >= run
+    if not loop.any():
+        return segments
+    out, k = [], 0
+    for s in segments:
+        keep = [w for w, drop in zip(s.words, loop[k:k + len(s.words)]) if not drop]
+        k += len(s.words)
+        if len(keep) == len(s.words):
+            out.append(s)
+        elif keep:
+            out.append(AsrSegment(keep[0].start_s, keep[-1].end_s, " ".join(w.word for w in keep), s.avg_logprob, keep))
     return out
 
 

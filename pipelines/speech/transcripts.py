@@ -106,7 +106,6 @@ class TranscriptConfig:
     max_edge_tokens: int = 12          # unanchored tokens allowed before the first / after the last anchor
     min_tail_words: int = 3            # ASR words after the last anchor: the audio's own tail (the operator's closing)
     change_weight: int = 3             # a change of speaker counts as this many tokens in the alignment (see below)
-    timeless_run: int = 3              # this many ASR words in a row without duration (< 20 ms each) are left out
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -363,12 +362,7 @@ def align_transcript(transcript: Transcript, asr_words: list[Word], config: Tran
     said once (a Whisper repetition loop), they keep the next speaker's words from filling the
     repeats. A change weighs ``config.change_weight`` tokens: moving a word or two across a
     diarized boundary (which is often that far off) stays cheaper than keeping it, a
-    sentence does not. They are never anchors.
-
-    ASR words in runs of ``config.timeless_run`` or more words without duration are left out:
-    Whisper's repetition loops print copies of a sentence whose words all get the same
-    instant (on the held-out calls of ``benchmarks/transcript_real.py``, up to 45% of the
-    words), and such words cannot time anything."""
+    sentence does not. They are never anchors."""
     from rapidfuzz.distance import Levenshtein
 
     t0 = time.perf_counter()
@@ -384,10 +378,9 @@ def align_transcript(transcript: Transcript, asr_words: list[Word], config: Tran
             ref.append(tok)
             turn_of.append(i)
     voices = [w.speaker for w in assign_speakers(asr_words, turns)] if turns else [""] * len(asr_words)
-    timeless = _timeless(asr_words, config.timeless_run)
     hyp, hyp_word, hs, he, hyp_seq, hyp_pos = [], [], [], [], [], []
     for i, w in enumerate(asr_words):
-        toks = [] if timeless[i] else tokens(w.word)
+        toks = tokens(w.word)
         if toks and hyp and voices[i] != voices[hyp_word[-1]]:
             hyp_seq += [CHANGE] * config.change_weight
             hyp_pos += [-1] * config.change_weight
@@ -416,16 +409,6 @@ def align_transcript(transcript: Transcript, asr_words: list[Word], config: Tran
     _interpolate(ref, start, end, anchored, config, turn_of)
     return Alignment(start, end, anchored, matched, np.array(hyp_word, int), float(anchored.mean()) if n else 0.0,
                      float(matched.mean()) if len(hyp) else 0.0, time.perf_counter() - t0)
-
-
-def _timeless(words: list[Word], run: int, eps_s: float = 0.02) -> np.ndarray:
-    """(W,) bool: the word is in a run of at least ``run`` consecutive words shorter than ``eps_s``."""
-    short = np.array([w.end_s - w.start_s < eps_s for w in words], bool)
-    out = np.zeros(len(words), bool)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], short.astype(int), [0]])))
-    for a, b in zip(edges[::2], edges[1::2]):
-        out[a:b] = b - a >= run
-    return out
 
 
 def _interpolate(ref: list[str], start: np.ndarray, end: np.ndarray, anchored: np.ndarray, cfg: TranscriptConfig,

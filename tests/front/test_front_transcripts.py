@@ -191,25 +191,6 @@ def test_speaker_changes_keep_a_repeated_sentence_in_its_turn(tmp_path):
     assert al.anchored[bob].all() and al.asr_coverage == 1.0
 
 
-def test_a_repetition_loop_times_nothing(tmp_path):
-    """Whisper's repetition loops print copies of a sentence whose words share one instant. A
-    copy between A's sentence and B's same sentence left the alignment a choice; it put B's
-    words on the loop's instant, inside A's turn. Left out (``timeless_run``), it takes
-    no transcript word and does not count against the coverage."""
-    from pipelines.speech.transcripts import TranscriptConfig
-
-    sentence = "kids are talking by the door"
-    script = [("Ann Lee", "executive", sentence), ("Bob Roy", "analyst", sentence)]
-    words, turns = asr_of(script, drop_every=1000)
-    loop = [Word(w.word, 2.9, 2.9, 0.5) for w in words[:6]]                 # a copy of A's sentence at 2.9 s
-    tr = read_transcript(write(tmp_path, "t.txt", "\n\n".join(f"{s}: {t}" for s, _, t in script)))
-    b = turns[1]
-    for cfg, right in ((TranscriptConfig(timeless_run=10 ** 6), False), (TranscriptConfig(), True)):
-        al = align_transcript(tr, words[:6] + loop + words[6:], cfg)
-        assert (np.nanmin(al.start[6:]) >= b.start_s - 0.01) == right
-    assert al.asr_coverage == 1.0 and al.anchored.all()
-
-
 def read_transcript_from(script, tmp=None):
     import tempfile
     from pathlib import Path
