@@ -21,7 +21,6 @@ Ends with name=value lines.
 from __future__ import annotations
 
 import argparse
-import csv
 import pickle
 import sys
 import tempfile
@@ -38,12 +37,9 @@ from diarization_real import SHARED, build_call, speech_reference  # noqa: E402
 
 
 def clip_texts() -> dict[Path, str]:
-    out = {}
-    for corpus in ("ravdess", "earnings_calls_qin2019"):
-        with (SHARED / corpus / "labels.csv").open() as f:
-            for r in csv.DictReader(f):
-                out[SHARED / corpus / r["path"]] = r["text"]
-    return out
+    from pipelines.speech.evaluation import read_labels
+
+    return {p: t for corpus in ("ravdess", "earnings_calls_qin2019") for p, t in read_labels(SHARED / corpus / "labels.csv")}
 
 
 def display_name(speaker: str) -> str:

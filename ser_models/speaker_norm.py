@@ -170,12 +170,15 @@ def frame_std(frames: Sequence[np.ndarray], groups: Sequence[Hashable],
             for g in counts}
 
 
-def scale(frames: Sequence[np.ndarray], groups: Sequence[Hashable], reference: np.ndarray, basis: dict[Hashable, str],
-          mix: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
+def scale(frames: Sequence[np.ndarray], groups: Sequence[Hashable], reference: np.ndarray | None,
+          basis: dict[Hashable, str], mix: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Each item of a speaker on its own centre (``basis`` SPEAKER) times ``reference / std``,
     feature by feature, ``std`` being the speaker's spread after ``mix`` (``frame_std``), in
-    the item's dtype; the other items as they are."""
+    the item's dtype; the other items as they are.  ``reference`` None: the mean of the
+    groups' spreads (every speaker to the mean spread, measured in the same pass)."""
     std = frame_std(frames, groups, mix)
+    if reference is None:
+        reference = np.mean(list(std.values()), axis=0)
     factor = {g: (reference / s).astype(np.float32) for g, s in std.items() if basis.get(g) == SPEAKER}
     return [(np.asarray(f, np.float32) * factor[g]).astype(np.asarray(f).dtype) if g in factor else f
             for f, g in zip(frames, groups)]

@@ -351,8 +351,12 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
     scaled = tc.speaker_scale and config.speaker_scale and data.centering is not None
 
     def seen(d: SERData) -> SERData:
-        """What the model trains on: with ``tc.speaker_scale`` every speaker at the mean spread."""
-        return scaled_to(model, d, population_spread(model, d)) if scaled else d
+        """What the model trains on: with ``tc.speaker_scale`` every speaker at the speakers' mean
+        spread (``population_spread``, measured in the pass that scales)."""
+        if not scaled:
+            return d
+        return replace(d, inputs=d.inputs | {"audio": scale(d.inputs["audio"], d.speakers, None, d.centering.basis,
+                                                             mixer(model))})
 
     fit_norms(model, seen(data), featurizer)
     n_classes = len(config.labels)

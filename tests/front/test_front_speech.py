@@ -200,25 +200,23 @@ def test_wer_on_a_real_earnings_call(models):
     flow transcribes a call (VAD regions, chunks of up to 30 s): measured 6.7% (72 insertions).
     Without dropping repetition loops it was 13.1% (266 insertions): the decoder printed 194
     words again at one instant. The 9% bound is about 70 words of margin."""
-    import csv
-
     import soundfile as sf
 
     from front_paths import SHARED
     from pipelines.speech.asr import transcribe, words_of
+    from pipelines.speech.evaluation import read_labels
     from pipelines.speech.vad import detect_speech
     from pipelines.types import Audio
 
-    folder = SHARED / "earnings_calls_qin2019"
-    rows = [r for r in csv.DictReader((folder / "labels.csv").open()) if r["text_aligned"] == "1"]
+    pairs = read_labels(SHARED / "earnings_calls_qin2019" / "labels.csv", "text_aligned")
     parts = []
-    for r in rows:
-        x, sr = sf.read(folder / r["path"], dtype="float32")
+    for path, _ in pairs:
+        x, sr = sf.read(path, dtype="float32")
         assert sr == 16_000
         parts += [x if x.ndim == 1 else x.mean(1), np.zeros(8_000, np.float32)]
-    audio = Audio(folder / "twitter_joined.wav", np.concatenate(parts))
+    audio = Audio(SHARED / "earnings_calls_qin2019" / "twitter_joined.wav", np.concatenate(parts))
     words = words_of(transcribe(audio, detect_speech(audio, models.vad), models.asr))
-    result = word_error([" ".join(r["text"] for r in rows)], [" ".join(w.word for w in words)])
+    result = word_error([" ".join(t for _, t in pairs)], [" ".join(w.word for w in words)])
     print(result.summary())
     assert result.reference_words > 3000 and result.wer <= 0.09
 
