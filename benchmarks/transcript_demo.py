@@ -10,6 +10,7 @@ Per call and over the archive:
   inside a reference sentence of the same speaker, among those inside any reference sentence;
 - turn boundaries: for each reference turn (consecutive sentences of one speaker) the catalog
   turn of that speaker that overlaps it most; median |start difference| and |end difference|;
+- DER (no collar, overlap counted) of the catalog's segments against the generator's RTTM;
 - the transcripts table (status, coverages, alignment seconds).
 Ends with name=value lines.
 """
@@ -71,8 +72,13 @@ def evaluate_call(cat, call_id: str, stem: str) -> dict:
             ds.append(abs(best.start_s - t.start_s))
             de.append(abs(best.end_s - t.end_s))
     tr = cat.read("transcripts", call_id).to_pandas() if cat.has("transcripts", call_id) else pd.DataFrame()
+    from pipelines.speech.evaluation import diarization_error, read_rttm
+    from pipelines.types import Turn
+
+    rttm = [t for ts in read_rttm(REFERENCE / f"{stem}.rttm").values() for t in ts]
+    der = diarization_error(rttm, [Turn(s.start_s, s.end_s, s.speaker) for s in segs.itertuples()]).der
     return {"stem": stem, "names_roles_ok": names_ok, "missing": sorted(s for s, r in want_roles.items() if roles.get(s) != r),
-            "words_ok": ok, "words_in_reference": inside, "start_err": ds, "end_err": de,
+            "words_ok": ok, "words_in_reference": inside, "start_err": ds, "end_err": de, "der": der,
             "status": tr["status"].iloc[0] if len(tr) else "none",
             "asr_coverage": float(tr["asr_coverage"].iloc[0]) if len(tr) else np.nan,
             "align_s": float(tr["seconds"].iloc[0]) if len(tr) else np.nan}
@@ -91,13 +97,13 @@ def main() -> None:
             print(f"{stem}: transcript {e['status']} (ASR coverage {e['asr_coverage']:.0%}, alignment {e['align_s']:.2f} s); "
                   f"names and roles {'right' if e['names_roles_ok'] else 'WRONG: ' + ', '.join(e['missing'])}; "
                   f"words attributed {e['words_ok']}/{e['words_in_reference']}; turn boundaries median "
-                  f"{np.median(e['start_err']):.2f} s (start), {np.median(e['end_err']):.2f} s (end)")
+                  f"{np.median(e['start_err']):.2f} s (start), {np.median(e['end_err']):.2f} s (end); DER {100 * e['der']:.1f}%")
     words = sum(e["words_ok"] for e in rows) / max(1, sum(e["words_in_reference"] for e in rows))
     starts = np.concatenate([e["start_err"] for e in rows])
     ends = np.concatenate([e["end_err"] for e in rows])
     print(f"names_roles_right={int(all(e['names_roles_ok'] for e in rows))}\nword_attribution={words:.4f}\n"
           f"boundary_start_median_s={np.median(starts):.3f}\nboundary_end_median_s={np.median(ends):.3f}\n"
-          f"boundary_median_s={np.median(np.concatenate([starts, ends])):.3f}")
+          f"boundary_median_s={np.median(np.concatenate([starts, ends])):.3f}\nder_mean={np.mean([e['der'] for e in rows]):.4f}")
 
 
 if __name__ == "__main__":

@@ -47,13 +47,15 @@ def display_name(speaker: str) -> str:
 
 
 def transcript_text(ref: list, clips: list[Path], texts: dict[Path, str]) -> str:
-    """One ``Name: text`` paragraph per turn (consecutive clips of one speaker)."""
+    """One ``Name: text`` paragraph per turn (consecutive clips of one speaker). Each clip is one
+    sentence; the corpora give it without punctuation, so it ends with a full stop, as in the
+    transcripts users have."""
     paras: list[tuple[str, list[str]]] = []
     for turn, path in zip(ref, clips):
         if paras and paras[-1][0] == turn.speaker:
-            paras[-1][1].append(texts[path])
+            paras[-1][1].append(texts[path].rstrip() + ".")
         else:
-            paras.append((turn.speaker, [texts[path]]))
+            paras.append((turn.speaker, [texts[path].rstrip() + "."]))
     return "\n\n".join(f"{display_name(s)}: {' '.join(t)}" for s, t in paras) + "\n"
 
 

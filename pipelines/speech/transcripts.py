@@ -106,6 +106,7 @@ class TranscriptConfig:
     max_edge_tokens: int = 12          # unanchored tokens allowed before the first / after the last anchor
     min_tail_words: int = 3            # ASR words after the last anchor: the audio's own tail (the operator's closing)
     change_weight: int = 3             # a change of speaker counts as this many tokens in the alignment (see below)
+    snap_s: float = 0.5                # a turn's first / last edge moves to its diarized voice's edge this close
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -517,15 +518,18 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
     spoken = {ti for ti, _ in tw}
     not_spoken = len(transcript.turns) - len(spoken)
     segments: list[Segment] = []
+    turn_of: list[int] = []                    # the transcript turn of each segment
     for ti, turn in enumerate(transcript.turns):
         ws = [w for i, w in tw if i == ti]
         for sentence in split_sentences(ws):
             sid = len(segments)
+            turn_of.append(ti)
             words = [Word(w.word, w.start_s, w.end_s, w.score, label[turn.speaker], sid) for w in sentence]
             segments.append(Segment(sid, label[turn.speaker], words[0].start_s, words[-1].end_s,
                                     " ".join(w.word for w in words), float(np.mean([w.score for w in words])),
                                     "qa" if turn.qa else "prepared", words, text_source="transcript"))
     voice_of, disagreements = _link_voices(segments, turns)
+    _fit_turns(segments, turn_of, turns, voice_of, config.snap_s)
     # the audio after the transcript ends: ASR words, with the diarized voices mapped back to transcript speakers
     if tail:
         back = {}
@@ -548,6 +552,47 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
     if not transcript.has_qa_marker:
         segments = assign_sections(segments, speakers)
     return TranscriptResult(TranscriptStatus.ALIGNED, segments, speakers, voice_of, disagreements, not_spoken, tail_s)
+
+
+def _fit_turns(segments: list[Segment], turn_of: list[int], turns: list[Turn], voice_of: dict[str, str],
+               snap_s: float) -> None:
+    """Segment times from word times, made into turns (in place).
+
+    A transcript turn is one speaker holding the floor, so its sentences tile it: each ends
+    where the next begins (the pause between two sentences is the speaker's, as in a
+    turn-level reference). Word times from the ASR are good to a few tenths of a second; the
+    diarizer's turn edges come from frame-level speaker activity. So the turn's first start and
+    last end move to the nearest start / end of a diarized turn of the speaker's own voice
+    when one is within ``snap_s`` (turns of two speakers may then overlap, where the diarizer
+    heard both). Word times are not changed."""
+    starts: dict[str, np.ndarray] = {}
+    ends: dict[str, np.ndarray] = {}
+    for t in turns:
+        starts.setdefault(t.speaker, []).append(t.start_s)
+        ends.setdefault(t.speaker, []).append(t.end_s)
+
+    def nearest(edges: list[float] | None, x: float) -> float:
+        if not edges:
+            return x
+        e = np.asarray(edges)
+        i = int(np.argmin(np.abs(e - x)))
+        return float(e[i]) if abs(e[i] - x) <= snap_s else x
+
+    k = 0
+    while k < len(segments):
+        j = k
+        while j + 1 < len(segments) and turn_of[j + 1] == turn_of[k]:
+            j += 1
+        for a, b in zip(segments[k:j], segments[k + 1:j + 1]):
+            a.end_s = max(a.end_s, b.start_s)
+        voice = voice_of.get(segments[k].speaker)
+        first, last = segments[k], segments[j]
+        start, end = nearest(starts.get(voice), first.start_s), nearest(ends.get(voice), last.end_s)
+        if start < first.end_s:
+            first.start_s = start
+        if end > last.start_s:
+            last.end_s = end
+        k = j + 1
 
 
 def _with_source(s: Segment, source: str) -> Segment:

@@ -191,6 +191,29 @@ def test_speaker_changes_keep_a_repeated_sentence_in_its_turn(tmp_path):
     assert al.anchored[bob].all() and al.asr_coverage == 1.0
 
 
+def test_sentences_tile_their_turn_and_turn_edges_follow_the_voice(tmp_path):
+    """A's two sentences are 1 s apart: A holds the floor, so the first sentence's segment ends
+    where the second begins. Each turn's outer edges move to its diarized voice's turn edges
+    when those are within ``snap_s`` (0.5 s) of the words, and stay at the words otherwise."""
+    a1, a2, b1 = "Revenue grew twelve percent this quarter.", "We are raising our outlook.", "Can you talk about Europe?"
+    words, t = [], 1.0
+    for text, pause in ((a1, 1.0), (a2, 0.8), (b1, 0.0)):
+        for w in text.split():
+            words.append(Word(w.strip(".?"), t, t + 0.27, 0.9))
+            t += 0.3
+        t += pause
+    a_end, b_start, b_end = words[10].end_s, words[11].start_s, words[-1].end_s
+    p = write(tmp_path, "t.txt", f"Ann Lee: {a1} {a2}\n\nBob Roy: {b1}\n")
+    for pad, snapped in ((0.3, True), (0.8, False)):
+        turns = [Turn(1.0 - pad, a_end + pad, "SPEAKER_00"), Turn(b_start - pad, b_end + pad, "SPEAKER_01")]
+        s1, s2, s3 = call_speech(words, turns, {}, "earnings_call", transcript_path=str(p)).segments
+        assert s1.end_s == pytest.approx(s2.start_s) == pytest.approx(words[6].start_s)   # tiled: A's pause is A's
+        assert s2.end_s == pytest.approx(a_end + pad if snapped else a_end)
+        assert s1.start_s == pytest.approx(1.0 - pad if snapped else 1.0)
+        assert (s3.start_s, s3.end_s) == pytest.approx((b_start - pad, b_end + pad) if snapped else (b_start, b_end))
+        assert [w.start_s for w in s1.words + s2.words + s3.words] == [w.start_s for w in words]   # words keep their times
+
+
 def read_transcript_from(script, tmp=None):
     import tempfile
     from pathlib import Path
