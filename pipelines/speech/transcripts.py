@@ -39,7 +39,8 @@ Stage functions:
   speaker who never speaks, a written statement).  ``asr_coverage`` is the share of ASR
   tokens matched: below ``min_asr_coverage`` the transcript does not belong to the audio.
 * ``transcript_call(transcript, alignment, asr_words, diarization_turns, event_type)`` ->
-  ``TranscriptResult``: segments (one per transcript sentence, ``text_source = transcript``),
+  ``TranscriptResult``: segments (one per transcript sentence, ``text_source = transcript``;
+  a turn's sentences tile it, and its outer edges follow the diarized voice: ``_fit_turns``),
   speakers (names, roles, affiliations from the transcript; each linked to the diarized
   voice it overlaps most, for the cross-call voice link), the ASR words after the transcript
   ends (``text_source = asr``, the operator's closing), and the places where the diarized
