@@ -221,28 +221,41 @@ def eval_diarization(
     num_speakers: Optional[int] = typer.Option(None, help="Known number of speakers (else estimated)."),
     profile: ProfileName = typer.Option(ProfileName.embedded, "--profile", "-p"),
     out_rttm: Optional[Path] = typer.Option(None, "--out-rttm", help="Write the hypothesis RTTM here."),
+    transcript: Optional[Path] = typer.Option(
+        None, "--transcript", help="The call's transcript (any shape the manifest accepts): score the speaker turns "
+                                   "the flow makes with it (its segments) instead of the diarizer's alone."),
 ) -> None:
-    """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization."""
-    for p in (audio, rttm):
+    """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization, or, with
+    --transcript, of the speaker turns the flow gives a call with that transcript."""
+    for p in (audio, rttm) + ((transcript,) if transcript else ()):
         if not p.is_file():
             fail(f"{p}: file not found")
     from pipelines.speech.evaluation import ReferenceError, diarization_error, read_rttm
-    from pipelines.speech.audio import AudioError
+    from pipelines.speech.audio import AudioError, decode_audio
     from pipelines.speech.models import ModelLoadError
-    from pipelines.speech.frontend import diarize_file
+    from pipelines.speech.frontend import diarize_file, speaker_turns
+    from pipelines.types import Turn
 
     try:
         refs = read_rttm(rttm)
-        diar = diarize_file(audio, profile.value, num_speakers)
+        if transcript:
+            cs = speaker_turns(decode_audio(audio), transcript, profile.value, num_speakers)
+            names = {k.speaker: k.name or k.speaker for k in cs.speakers}
+            hyp = [Turn(s.start_s, s.end_s, names.get(s.speaker, s.speaker)) for s in cs.segments]
+            said = (f"{len(cs.segments)} segments, {len(names)} speakers ({', '.join(sorted(names.values()))}); "
+                    f"transcript {cs.transcript['status']}" + (f"; {cs.warning}" if cs.warning else ""))
+        else:
+            diar = diarize_file(audio, profile.value, num_speakers)
+            hyp, said = diar.turns, diar.summary()
     except (ReferenceError, AudioError, ModelLoadError) as exc:
         fail(str(exc))
     ref = [t for turns in refs.values() for t in turns]
-    result = diarization_error(ref, diar.turns)
+    result = diarization_error(ref, hyp)
     if out_rttm:
         from pipelines.demo import write_rttm
 
-        write_rttm(out_rttm, audio.stem, [(t.start_s, t.duration_s, t.speaker) for t in diar.turns])
-    typer.echo(f"{audio}: {diar.summary()}")
+        write_rttm(out_rttm, audio.stem, [(t.start_s, t.duration_s, t.speaker) for t in hyp])
+    typer.echo(f"{audio}: {said}")
     typer.echo(f"{audio}: {result.summary()}")
 
 

@@ -114,18 +114,19 @@ def test_der_on_pyannote_sample(models, sample_dir, sample_audio):
     assert diarization_error(ref, diar2.turns).der <= 0.20
 
 
-def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, sample_audio, tmp_path):
-    """The sample's STM (sentences, named speakers, punctuation) as the call's transcript, scored
-    against the RTTM that someone else wrote, whose turns hold several sentences each. Measured
-    11.0% (false alarm 2.1, missed 7.1: the overlap the transcript does not show, confusion 1.9);
-    17.7% before sentences tiled their turn and turn edges followed the diarized voice (the
-    gaps between a turn's sentences were counted as missed speech). The diarizer alone: 8.2%."""
-    from pipelines.speech.asr import words_of
-    from pipelines.speech.transcripts import call_speech
+def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, tmp_path):
+    """``speechfin eval diarization --transcript``: the sample's STM (sentences, named speakers,
+    punctuation) as the call's transcript, scored against the RTTM that someone else wrote,
+    whose turns hold several sentences each. Measured 11.0% (false alarm 2.1, missed 7.1: the
+    overlap the transcript does not show, confusion 1.9); 17.7% before sentences tiled their
+    turn and turn edges followed the diarized voice (the gaps between a turn's sentences were
+    counted as missed speech). The diarizer alone: 8.2%."""
+    import re
 
-    speech = voice_activity(sample_audio)
-    words = words_of(transcribe_audio(sample_audio, speech=speech))
-    diar = diarize_audio(sample_audio, speech=speech)
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
     paras: list[tuple[str, list[str]]] = []
     for _, _, spk, text in read_stm(sample_dir / "sample.stm"):
         if paras and paras[-1][0] == spk:
@@ -134,13 +135,16 @@ def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, sample_a
             paras.append((spk, [text]))
     path = tmp_path / "sample.txt"
     path.write_text("\n\n".join(f"{s}: {' '.join(t)}" for s, t in paras) + "\n")
-    cs = call_speech(words, diar.turns, diar.embeddings, "earnings_call", transcript_path=str(path))
-    assert cs.transcript["status"] == "aligned"
-    names = {k.speaker: k.name for k in cs.speakers}
-    assert {names[s.speaker] for s in cs.segments} == {"Diane", "Sheila"}
-    ref = read_rttm(sample_dir / "sample.rttm")["sample"]
-    result = diarization_error(ref, [Turn(s.start_s, s.end_s, s.speaker) for s in cs.segments])
-    print(result.summary())
+    out = tmp_path / "hyp.rttm"
+    r = CliRunner().invoke(app, ["eval", "diarization", "--audio", str(sample_dir / "sample.wav"), "--rttm",
+                                 str(sample_dir / "sample.rttm"), "--transcript", str(path), "--out-rttm", str(out)])
+    assert r.exit_code == 0, r.output
+    print(r.output)
+    assert "transcript aligned" in r.output and "(Diane, Sheila)" in r.output
+    hyp = read_rttm(out)["sample"]
+    assert {t.speaker for t in hyp} == {"Diane", "Sheila"}
+    result = diarization_error(read_rttm(sample_dir / "sample.rttm")["sample"], hyp)
+    assert f"DER {100 * result.der:.2f}%" in r.output          # what it prints is what it wrote
     assert result.der <= 0.14
 
 
