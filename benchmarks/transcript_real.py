@@ -6,7 +6,8 @@ turn, ``Name: text``, the text being what each clip says (RAVDESS's sentence, th
 clip's aligned sentence). The call then goes through the front end as the flow runs it (VAD,
 ASR, diarization, then ``call_speech`` with the transcript) and is scored:
 - DER of the transcript's segments (each a sentence, speaker from the transcript) against the
-  ``clip`` and the ``speech`` reference, beside the diarizer's own DER on the same call;
+  ``clip`` and the ``speech`` reference, beside the diarizer's own DER on the same call and
+  that of the segments the call gets without its transcript (ASR sentences, diarized voices);
 - word attribution: the share of the transcript's words (time midpoint) inside a reference
   turn that carry that turn's speaker's name;
 - the alignment's coverage and the transcript status.
@@ -82,7 +83,7 @@ def main() -> None:
     from pipelines.speech.asr import transcribe, words_of
     from pipelines.speech.evaluation import diarization_error
     from pipelines.speech.models import load_models
-    from pipelines.speech.transcripts import TranscriptConfig, call_speech
+    from pipelines.speech.transcripts import TranscriptConfig, call_speech, segments_from_asr
     from pipelines.speech.vad import detect_speech
     from pipelines.types import Audio, Turn
 
@@ -122,6 +123,7 @@ def main() -> None:
             cs = call_speech(words, d.turns, d.embeddings, "earnings_call", "", str(path), config)
             align_s = time.perf_counter() - t1
             hyp = [Turn(s.start_s, s.end_s, s.speaker) for s in cs.segments]
+            no_tr = [Turn(s.start_s, s.end_s, s.speaker) for s in segments_from_asr(words, d.turns, "earnings_call")[0]]
             names = {k.speaker: k.name for k in cs.speakers}
             ref_speech = speech_reference(x, ref)
             right, inside = word_attribution(cs.segments, names, ref)
@@ -129,6 +131,7 @@ def main() -> None:
                    "der": diarization_error(ref, hyp).der, "der_speech": diarization_error(ref_speech, hyp).der,
                    "der_diarizer": diarization_error(ref, d.turns).der,
                    "der_diarizer_speech": diarization_error(ref_speech, d.turns).der,
+                   "der_asr": diarization_error(ref, no_tr).der, "der_asr_speech": diarization_error(ref_speech, no_tr).der,
                    "attribution": right / max(inside, 1), "n_ref": len({r.speaker for r in ref}),
                    "n_named": sum(1 for k in cs.speakers if k.name), "align_s": align_s}
             rows.append(row)
@@ -143,11 +146,12 @@ def main() -> None:
 
     print(f"{args.split} ({len(rows)} calls) with transcripts: mean DER {100 * mean('der'):.1f}% (speech reference "
           f"{100 * mean('der_speech'):.1f}%), diarizer alone {100 * mean('der_diarizer'):.1f}% "
-          f"({100 * mean('der_diarizer_speech'):.1f}%); word attribution {mean('attribution'):.1%} "
+          f"({100 * mean('der_diarizer_speech'):.1f}%), the segments without the transcript {100 * mean('der_asr'):.1f}% "
+          f"({100 * mean('der_asr_speech'):.1f}%); word attribution {mean('attribution'):.1%} "
           f"(worst {min(r['attribution'] for r in rows):.1%}); aligned {sum(r['status'] == 'aligned' for r in rows)} "
           f"of {len(rows)}")
     print(f"transcript_der={mean('der'):.4f}\ntranscript_der_speech_ref={mean('der_speech'):.4f}\n"
-          f"diarizer_der={mean('der_diarizer'):.4f}\nword_attribution={mean('attribution'):.4f}")
+          f"diarizer_der={mean('der_diarizer'):.4f}\nasr_segments_der={mean('der_asr'):.4f}\nword_attribution={mean('attribution'):.4f}")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ import numpy as np
 
 from pipelines.speech.audio import file_sha256
 from pipelines.roles import ROLES, assign_roles, assign_sections
-from pipelines.speech.turns import assign_speakers, build_segments, split_sentences
+from pipelines.speech.turns import MAX_PAUSE_S, assign_speakers, build_segments, split_sentences
 from pipelines.types import Segment, SpeakerInfo, Turn, Word
 
 
@@ -511,6 +511,7 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
     if not transcript.labelled:
         words = assign_speakers([w for _, w in tw] + tail, turns)
         segments = [_with_source(s, "transcript") for s in build_segments(words)]
+        _fit_diarized(segments, turns, config.snap_s)
         speakers = assign_roles(segments, event_type)
         return TranscriptResult(TranscriptStatus.UNLABELLED, assign_sections(segments, speakers), speakers, {},
                                 tail_s=tail_s)
@@ -596,6 +597,17 @@ def _fit_turns(segments: list[Segment], turn_of: list[int], turns: list[Turn], v
         k = j + 1
 
 
+def _fit_diarized(segments: list[Segment], turns: list[Turn], snap_s: float) -> None:
+    """``_fit_turns`` for segments labelled with the diarized voices (no transcript turns): a
+    turn is a run of one voice's consecutive segments with pauses under ``MAX_PAUSE_S``."""
+    turn_of, k = [], 0
+    for i, s in enumerate(segments):
+        if i and (s.speaker != segments[i - 1].speaker or s.start_s - segments[i - 1].end_s >= MAX_PAUSE_S):
+            k += 1
+        turn_of.append(k)
+    _fit_turns(segments, turn_of, turns, {s.speaker: s.speaker for s in segments}, snap_s)
+
+
 def _with_source(s: Segment, source: str) -> Segment:
     s.text_source = source
     return s
@@ -665,12 +677,14 @@ class CallSpeech:
     warning: str = ""
 
 
-def segments_from_asr(asr_words: list[Word], turns: list[Turn], event_type: str, speakers_hint: str = "") -> tuple[
-        list[Segment], list[SpeakerInfo]]:
-    """The speakers-and-sections stage without a transcript: diarized words -> sentences -> roles and sections."""
+def segments_from_asr(asr_words: list[Word], turns: list[Turn], event_type: str, speakers_hint: str = "",
+                      config: TranscriptConfig = TranscriptConfig()) -> tuple[list[Segment], list[SpeakerInfo]]:
+    """The speakers-and-sections stage without a transcript: diarized words -> sentences (made
+    into turns: ``_fit_diarized``) -> roles and sections."""
     from pipelines.roles import parse_speakers_hint
 
     segments = build_segments(assign_speakers(asr_words, turns))
+    _fit_diarized(segments, turns, config.snap_s)
     speakers = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
     return assign_sections(segments, speakers), speakers
 
@@ -681,7 +695,7 @@ def call_speech(asr_words: list[Word], turns: list[Turn], embeddings: dict[str, 
     """Segments and speakers of a call: from its transcript when the manifest names one that
     belongs to the audio, else (and as the fallback, with a warning) from ASR and diarization."""
     if not transcript_path:
-        return CallSpeech(*segments_from_asr(asr_words, turns, event_type, speakers_hint), embeddings)
+        return CallSpeech(*segments_from_asr(asr_words, turns, event_type, speakers_hint, config), embeddings)
     t0 = time.perf_counter()
     row = {"path": transcript_path, "sha256": file_sha256(Path(transcript_path)),
            "status": TranscriptStatus.REJECTED.value,
@@ -699,7 +713,7 @@ def call_speech(asr_words: list[Word], turns: list[Turn], embeddings: dict[str, 
                                   f"is it the transcript of another call?")
         res = transcript_call(tr, al, asr_words, turns, event_type, config)
     except TranscriptError as exc:
-        segments, speakers = segments_from_asr(asr_words, turns, event_type, speakers_hint)
+        segments, speakers = segments_from_asr(asr_words, turns, event_type, speakers_hint, config)
         row |= {"reason": str(exc), "seconds": time.perf_counter() - t0}
         return CallSpeech(segments, speakers, embeddings, row, [], f"transcript not used, ASR instead: {exc}")
     row |= {"status": res.status.value, "turns_not_spoken": res.turns_not_spoken, "tail_s": res.tail_s,

@@ -85,7 +85,10 @@ def split_sentences(words: list[Word], max_pause_s: float = float("inf")) -> lis
     return [s for s in sentences if s]
 
 
-def build_segments(words: list[Word], max_pause_s: float = 3.0) -> list[Segment]:
+MAX_PAUSE_S = 3.0   # a longer pause ends a sentence (and a speaker's turn)
+
+
+def build_segments(words: list[Word], max_pause_s: float = MAX_PAUSE_S) -> list[Segment]:
     """Split the word stream into sentences (sentence-final punctuation, or pauses longer
     than ``max_pause_s``), then each sentence at speaker changes, so a segment is one
     speaker's sentence (or part of one).  Sets ``Word.segment_id``."""

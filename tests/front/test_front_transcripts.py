@@ -214,6 +214,26 @@ def test_sentences_tile_their_turn_and_turn_edges_follow_the_voice(tmp_path):
         assert [w.start_s for w in s1.words + s2.words + s3.words] == [w.start_s for w in words]   # words keep their times
 
 
+def test_asr_segments_make_turns_of_one_voice():
+    """Without a transcript, one voice's consecutive sentences tile its turn when the pause is
+    under 3 s (``MAX_PAUSE_S``), not across a longer one, and turn edges snap to the voice's
+    diarized edges."""
+    from pipelines.speech.transcripts import segments_from_asr
+
+    words, t = [], 1.0
+    for text, pause in (("Revenue grew twelve percent.", 1.0), ("Margins expanded.", 4.0), ("We are raising it.", 0.0)):
+        for w in text.split():
+            words.append(Word(w, t, t + 0.27, 0.9))
+            t += 0.3
+        t += pause
+    turns = [Turn(0.8, words[5].end_s + 0.2, "SPEAKER_00"), Turn(words[6].start_s - 0.2, words[-1].end_s + 0.2, "SPEAKER_00")]
+    s1, s2, s3 = segments_from_asr(words, turns, "earnings_call")[0]
+    assert s1.end_s == pytest.approx(s2.start_s) == pytest.approx(words[4].start_s)      # a 1 s pause: tiled
+    assert s2.end_s == pytest.approx(words[5].end_s + 0.2) and s3.start_s == pytest.approx(words[6].start_s - 0.2)
+    assert s3.start_s - s2.end_s > 3.0                                                     # a 4 s pause: not tiled
+    assert s1.start_s == pytest.approx(0.8) and s3.end_s == pytest.approx(words[-1].end_s + 0.2)
+
+
 def read_transcript_from(script, tmp=None):
     import tempfile
     from pathlib import Path
