@@ -537,8 +537,9 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
         back = {}
         for t_lab, d_lab in voice_of.items():
             back.setdefault(d_lab, t_lab)
-        tail_words = assign_speakers(tail, turns)
-        for s in build_segments(tail_words):
+        tail_segments = build_segments(assign_speakers(tail, turns))
+        _fit_diarized(tail_segments, turns, config.snap_s)
+        for s in tail_segments:
             sid = len(segments)
             spk = back.get(s.speaker, s.speaker)
             segments.append(Segment(sid, spk, s.start_s, s.end_s, s.text, s.asr_confidence, "qa" if segments and
