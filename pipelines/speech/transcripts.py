@@ -108,6 +108,9 @@ class TranscriptConfig:
     min_tail_words: int = 3            # ASR words after the last anchor: the audio's own tail (the operator's closing)
     change_weight: int = 3             # a change of speaker counts as this many tokens in the alignment (see below)
     snap_s: float = 0.5                # a turn's first / last edge moves to its diarized voice's edge this close
+    # without a transcript, diarized speech that no sentence covers (the ASR gave no words there) becomes a
+    # segment with no text when at least this long (chosen on the calibration calls of transcript_real.py)
+    untranscribed_min_s: float = 0.5
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -546,11 +549,7 @@ def transcript_call(transcript: Transcript, al: Alignment, asr_words: list[Word]
                                     segments[-1].section == "qa" else "prepared",
                                     [Word(w.word, w.start_s, w.end_s, w.score, spk, sid) for w in s.words],
                                     text_source="asr"))
-    segments.sort(key=lambda s: s.start_s)
-    for i, s in enumerate(segments):
-        s.segment_id = i
-        for w in s.words:
-            w.segment_id = i
+    _renumber(segments)
     speakers = _speakers(transcript, label, segments, event_type)
     if not transcript.has_qa_marker:
         segments = assign_sections(segments, speakers)
@@ -565,9 +564,10 @@ def _fit_turns(segments: list[Segment], turn_of: list[int], turns: list[Turn], v
     where the next begins (the pause between two sentences is the speaker's, as in a
     turn-level reference). Word times from the ASR are good to a few tenths of a second; the
     diarizer's turn edges come from frame-level speaker activity. So the turn's first start and
-    last end move to the nearest start / end of a diarized turn of the speaker's own voice
+    last end move out to the nearest start / end of a diarized turn of the speaker's own voice
     when one is within ``snap_s`` (turns of two speakers may then overlap, where the diarizer
-    heard both). Word times are not changed."""
+    heard both); never inwards, so every word stays inside its segment. Word times are not
+    changed."""
     starts: dict[str, np.ndarray] = {}
     ends: dict[str, np.ndarray] = {}
     for t in turns:
@@ -591,10 +591,8 @@ def _fit_turns(segments: list[Segment], turn_of: list[int], turns: list[Turn], v
         voice = voice_of.get(segments[k].speaker)
         first, last = segments[k], segments[j]
         start, end = nearest(starts.get(voice), first.start_s), nearest(ends.get(voice), last.end_s)
-        if start < first.end_s:
-            first.start_s = start
-        if end > last.start_s:
-            last.end_s = end
+        first.start_s = min(first.start_s, start)
+        last.end_s = max(last.end_s, end)
         k = j + 1
 
 
@@ -607,6 +605,34 @@ def _fit_diarized(segments: list[Segment], turns: list[Turn], snap_s: float) -> 
             k += 1
         turn_of.append(k)
     _fit_turns(segments, turn_of, turns, {s.speaker: s.speaker for s in segments}, snap_s)
+
+
+def _untranscribed(segments: list[Segment], turns: list[Turn], min_s: float) -> list[Segment]:
+    """Segments with no text for the diarized speech that no segment covers and that lasts at
+    least ``min_s``: speech the ASR gave no words for (a stretch it skipped, a short reply). Their
+    voice is scored like any segment's; their text tones are empty."""
+    covered = sorted((s.start_s, s.end_s) for s in segments)
+    out: list[Segment] = []
+    for t in turns:
+        pieces, a = [], t.start_s
+        for s0, s1 in covered:
+            if s1 <= a or s0 >= t.end_s:
+                continue
+            pieces.append((a, s0))
+            a = max(a, s1)
+        pieces.append((a, t.end_s))
+        out += [Segment(-1, t.speaker, x, y, "", 0.0) for x, y in pieces if y - x >= min_s]
+    return out
+
+
+def _renumber(segments: list[Segment]) -> list[Segment]:
+    """Sorted by start, ``segment_id`` (and each word's) set to the position."""
+    segments.sort(key=lambda s: s.start_s)
+    for i, s in enumerate(segments):
+        s.segment_id = i
+        for w in s.words:
+            w.segment_id = i
+    return segments
 
 
 def _with_source(s: Segment, source: str) -> Segment:
@@ -681,11 +707,13 @@ class CallSpeech:
 def segments_from_asr(asr_words: list[Word], turns: list[Turn], event_type: str, speakers_hint: str = "",
                       config: TranscriptConfig = TranscriptConfig()) -> tuple[list[Segment], list[SpeakerInfo]]:
     """The speakers-and-sections stage without a transcript: diarized words -> sentences (made
-    into turns: ``_fit_diarized``) -> roles and sections."""
+    into turns: ``_fit_diarized``), plus the diarized speech with no words (``_untranscribed``)
+    -> roles and sections."""
     from pipelines.roles import parse_speakers_hint
 
     segments = build_segments(assign_speakers(asr_words, turns))
     _fit_diarized(segments, turns, config.snap_s)
+    segments = _renumber(segments + _untranscribed(segments, turns, config.untranscribed_min_s))
     speakers = assign_roles(segments, event_type, parse_speakers_hint(speakers_hint))
     return assign_sections(segments, speakers), speakers
 

@@ -193,8 +193,9 @@ def test_speaker_changes_keep_a_repeated_sentence_in_its_turn(tmp_path):
 
 def test_sentences_tile_their_turn_and_turn_edges_follow_the_voice(tmp_path):
     """A's two sentences are 1 s apart: A holds the floor, so the first sentence's segment ends
-    where the second begins. Each turn's outer edges move to its diarized voice's turn edges
-    when those are within ``snap_s`` (0.5 s) of the words, and stay at the words otherwise."""
+    where the second begins. Each turn's outer edges move out to its diarized voice's turn edges
+    when those are within ``snap_s`` (0.5 s) of the words, and stay at the words otherwise (never
+    cutting a word)."""
     a1, a2, b1 = "Revenue grew twelve percent this quarter.", "We are raising our outlook.", "Can you talk about Europe?"
     words, t = [], 1.0
     for text, pause in ((a1, 1.0), (a2, 0.8), (b1, 0.0)):
@@ -204,7 +205,7 @@ def test_sentences_tile_their_turn_and_turn_edges_follow_the_voice(tmp_path):
         t += pause
     a_end, b_start, b_end = words[10].end_s, words[11].start_s, words[-1].end_s
     p = write(tmp_path, "t.txt", f"Ann Lee: {a1} {a2}\n\nBob Roy: {b1}\n")
-    for pad, snapped in ((0.3, True), (0.8, False)):
+    for pad, snapped in ((0.3, True), (0.8, False), (-0.3, False)):    # -0.3: edges move out, never in
         turns = [Turn(1.0 - pad, a_end + pad, "SPEAKER_00"), Turn(b_start - pad, b_end + pad, "SPEAKER_01")]
         s1, s2, s3 = call_speech(words, turns, {}, "earnings_call", transcript_path=str(p)).segments
         assert s1.end_s == pytest.approx(s2.start_s) == pytest.approx(words[6].start_s)   # tiled: A's pause is A's
@@ -232,6 +233,22 @@ def test_asr_segments_make_turns_of_one_voice():
     assert s2.end_s == pytest.approx(words[5].end_s + 0.2) and s3.start_s == pytest.approx(words[6].start_s - 0.2)
     assert s3.start_s - s2.end_s > 3.0                                                     # a 4 s pause: not tiled
     assert s1.start_s == pytest.approx(0.8) and s3.end_s == pytest.approx(words[-1].end_s + 0.2)
+
+
+def test_diarized_speech_without_words_becomes_a_segment_without_text():
+    """Without a transcript, a diarized turn the ASR gave no words for (at least 0.5 s,
+    ``untranscribed_min_s``) is a segment with no text, in time order; a shorter one is not, and
+    the part of a turn that a sentence covers is not repeated."""
+    from pipelines.speech.transcripts import segments_from_asr
+
+    words = [Word(w, 1.0 + 0.3 * i, 1.27 + 0.3 * i, 0.9) for i, w in enumerate("Revenue grew twelve percent.".split())]
+    turns = [Turn(0.9, 2.3, "SPEAKER_00"), Turn(2.3, 3.5, "SPEAKER_00"), Turn(4.0, 5.0, "SPEAKER_01"),
+             Turn(6.0, 6.3, "SPEAKER_02")]
+    segments, speakers = segments_from_asr(words, turns, "earnings_call")
+    got = [(s.speaker, s.start_s, s.end_s, s.text) for s in segments]
+    assert got == [("SPEAKER_00", 0.9, 2.3, "Revenue grew twelve percent."), ("SPEAKER_00", 2.3, 3.5, ""),
+                   ("SPEAKER_01", 4.0, 5.0, "")]
+    assert [s.segment_id for s in segments] == [0, 1, 2] and {s.speaker for s in speakers} == {"SPEAKER_00", "SPEAKER_01"}
 
 
 def read_transcript_from(script, tmp=None):
