@@ -568,8 +568,8 @@ def _fit_turns(segments: list[Segment], turn_of: list[int], turns: list[Turn], v
     when one is within ``snap_s`` (turns of two speakers may then overlap, where the diarizer
     heard both); never inwards, so every word stays inside its segment. Word times are not
     changed."""
-    starts: dict[str, np.ndarray] = {}
-    ends: dict[str, np.ndarray] = {}
+    starts: dict[str, list[float]] = {}
+    ends: dict[str, list[float]] = {}
     for t in turns:
         starts.setdefault(t.speaker, []).append(t.start_s)
         ends.setdefault(t.speaker, []).append(t.end_s)
