@@ -63,7 +63,8 @@ def nuisance_from_corpus(featurizer: Featurizer, corpus_dir, k: int, progress: b
     from ser_models.speaker_norm import nuisance_basis
 
     corpus = load_corpus(corpus_dir, None, speakers, require_labels=False)
-    plain = Featurizer(replace(featurizer.config, speaker_norm="none"), encoders=featurizer.encoders)
+    plain = Featurizer(replace(featurizer.config, speaker_norm="none", speaker_scale=False),
+                       encoders=featurizer.encoders)
     frames = plain.prepare(corpus, progress=progress).inputs["audio"]
     basis, share = nuisance_basis(frames, corpus.speakers, k)
     log.info("nuisance subspace: %d directions from %d clips of %d speakers (%s) hold %.0f%% of their "

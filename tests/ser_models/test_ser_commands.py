@@ -125,3 +125,39 @@ def test_corpus_with_no_class_in_common(tmp_path, foreign_corpus):
     df.assign(emotion="boredom").to_csv(root / "labels.csv", index=False)
     line = _error_line(runner.invoke(app, ["ser", "eval", "--corpus", str(root)]))
     assert "labels.csv: no class in common with the checkpoint (corpus: boredom;" in line and "--label-map" in line
+
+
+def test_nuisance_basis_from_an_unlabelled_corpus_with_the_shipped_recipe(foreign_corpus, tmp_path):
+    """``[train] nuisance_corpus`` with the shipped recipe (speaker-relative and scaled): the
+    basis comes from the corpus's raw frames (no labels read), one orthonormal row per
+    direction, the within-speaker directions of largest variance first. It raised
+    "speaker_scale needs a speaker_norm" once speaker scaling shipped."""
+    from ser_models.experiment import nuisance_from_corpus
+    from ser_models.speaker_norm import item_means
+    from pipelines.speech.emotion import load_emotion_scorer
+
+    unlabelled = pd.read_csv(foreign_corpus / "labels.csv")[["path", "speaker"]]
+    unlabelled.to_csv(tmp_path / "labels.csv", index=False)
+    for f in unlabelled["path"]:
+        shutil.copy(foreign_corpus / f, tmp_path / f)
+    fz = load_emotion_scorer().featurizer
+    assert fz.config.speaker_norm != "none" and fz.config.speaker_scale
+    u = nuisance_from_corpus(fz, tmp_path, 4, progress=False)
+    assert u.shape == (4, fz.config.audio_dim)
+    np.testing.assert_allclose(u @ u.T, np.eye(4), atol=1e-4)
+    # the same directions from the deviations of each clip's mean frame from its speaker's mean
+    from dataclasses import replace
+    from ser_models.corpus import load_corpus
+    from ser_models.train import Featurizer
+
+    corpus = load_corpus(tmp_path, None, None, require_labels=False)
+    frames = Featurizer(replace(fz.config, speaker_norm="none", speaker_scale=False),
+                        encoders=fz.encoders).prepare(corpus, progress=False).inputs["audio"]
+    means = item_means(frames, np.asarray(corpus.speakers, dtype=object), None)
+    dev = np.concatenate([means[np.asarray(corpus.speakers) == s] - means[np.asarray(corpus.speakers) == s].mean(0)
+                          for s in set(corpus.speakers)]).reshape(-1, u.shape[1])
+    var = ((dev @ u.T) ** 2).mean(0)
+    assert np.all(np.diff(var) <= 1e-6 * var[0])                   # largest first
+    rand = np.linalg.qr(np.random.default_rng(0).normal(size=(u.shape[1], 4)))[0].T
+    assert var.sum() > 5 * ((dev @ rand.T) ** 2).mean(0).sum()      # far above a random 4-d subspace
+
