@@ -8,6 +8,11 @@ ASR, diarization, then ``call_speech`` with the transcript) and is scored:
 - DER of the transcript's segments (each a sentence, speaker from the transcript) against the
   ``clip`` and the ``speech`` reference, beside the diarizer's own DER on the same call and
   that of the segments the call gets without its transcript (ASR sentences, diarized voices);
+  the parts of each (missed, false alarm, confusion), and, as a diagnostic, the same outputs
+  against a third reference, ``turn``: the ``clip`` reference with a speaker's pauses under
+  0.3 s bridged (NIST RT's pause rule; the generator leaves 0.05-0.25 s of silence between two
+  clips of one turn, which the ``clip`` reference counts as a pause and a turn-level
+  annotation would not);
 - word attribution: the share of the transcript's words (time midpoint) inside a reference
   turn that carry that turn's speaker's name;
 - the alignment's coverage and the transcript status.
@@ -126,12 +131,14 @@ def main() -> None:
             no_tr = [Turn(s.start_s, s.end_s, s.speaker) for s in segments_from_asr(words, d.turns, "earnings_call")[0]]
             names = {k.speaker: k.name for k in cs.speakers}
             ref_speech = speech_reference(x, ref)
+            ref_turn = speech_reference(x, ref, db=-np.inf)       # every frame of a clip, pauses < 0.3 s bridged
             right, inside = word_attribution(cs.segments, names, ref)
-            row = {"seed": seed, "status": cs.transcript["status"], "asr_coverage": cs.transcript["asr_coverage"],
-                   "der": diarization_error(ref, hyp).der, "der_speech": diarization_error(ref_speech, hyp).der,
-                   "der_diarizer": diarization_error(ref, d.turns).der,
-                   "der_diarizer_speech": diarization_error(ref_speech, d.turns).der,
-                   "der_asr": diarization_error(ref, no_tr).der, "der_asr_speech": diarization_error(ref_speech, no_tr).der,
+            row = {"seed": seed, "status": cs.transcript["status"], "asr_coverage": cs.transcript["asr_coverage"]}
+            for out, turns in (("", hyp), ("_diarizer", d.turns), ("_asr", no_tr)):
+                for kind, r in (("", ref), ("_speech", ref_speech), ("_turn", ref_turn)):
+                    e = diarization_error(r, turns)
+                    row |= {f"der{out}{kind}": e.der, f"parts{out}{kind}": (e.missed, e.false_alarm, e.confusion)}
+            row |= {
                    "attribution": right / max(inside, 1), "n_ref": len({r.speaker for r in ref}),
                    "n_named": sum(1 for k in cs.speakers if k.name), "align_s": align_s}
             rows.append(row)
@@ -150,8 +157,15 @@ def main() -> None:
           f"({100 * mean('der_asr_speech'):.1f}%); word attribution {mean('attribution'):.1%} "
           f"(worst {min(r['attribution'] for r in rows):.1%}); aligned {sum(r['status'] == 'aligned' for r in rows)} "
           f"of {len(rows)}")
+    for out, name in (("", "with the transcript"), ("_diarizer", "diarizer alone"),
+                      ("_asr", "segments without the transcript")):
+        print(f"  {name}: " + "; ".join(
+            f"{kind.strip('_') or 'clip'} reference DER {100 * mean(f'der{out}{kind}'):.1f}% (missed / false alarm / confusion "
+            + " / ".join(f"{100 * v:.1f}" for v in np.mean([r[f'parts{out}{kind}'] for r in rows], axis=0)) + ")"
+            for kind in ("", "_speech", "_turn")))
     print(f"transcript_der={mean('der'):.4f}\ntranscript_der_speech_ref={mean('der_speech'):.4f}\n"
-          f"diarizer_der={mean('der_diarizer'):.4f}\nasr_segments_der={mean('der_asr'):.4f}\nword_attribution={mean('attribution'):.4f}")
+          f"diarizer_der={mean('der_diarizer'):.4f}\nasr_segments_der={mean('der_asr'):.4f}\nword_attribution={mean('attribution'):.4f}\n"
+          f"transcript_der_turn_ref={mean('der_turn'):.4f}\nasr_segments_der_turn_ref={mean('der_asr_turn'):.4f}")
 
 
 if __name__ == "__main__":
