@@ -15,6 +15,8 @@ all on the same 5 speaker-independent RAVDESS folds (actors 01-04, ..., 17-20):
     .venv/bin/python benchmarks/ser_validity.py --variant shipped --results benchmarks/results/ser_validity.jsonl
     .venv/bin/python benchmarks/ser_validity.py --variant no_speaker_norm ...
     .venv/bin/python benchmarks/ser_validity.py --table benchmarks/results/ser_validity.jsonl
+    .venv/bin/python benchmarks/ser_validity.py --variant egemaps --save-probs /tmp/egemaps.npz   # and shipped likewise
+    .venv/bin/python benchmarks/ser_validity.py --fuse /tmp/shipped.npz /tmp/egemaps.npz           # late fusion row
 
 Variants: the shipped recipe (ser_models/configs/embedded.toml) with one fix removed.
 """
@@ -49,6 +51,9 @@ VARIANTS = {
     # states (layers 3-6) instead of all 7: every packing of every clip is held in memory as float16
     # and all 7 x 512 would need ~12 GB (the 5 of tiny.en x 384: ~6 GB; these 4 x 512: ~6.6 GB)
     "whisper_base": {"model": {"audio": {"name": WHISPER_BASE, "layers": "3,4,5,6"}}},
+    # eGeMAPSv02 low-level descriptors (25 every 10 ms, opensmile; 5 heads, as 4 do not divide 25) instead of Whisper frames: a prosodic
+    # model to fuse with the shipped one (--save-probs, then --fuse)
+    "egemaps": {"model": {"heads": 5, "audio": {"kind": "egemaps", "name": "egemaps", "layers": "last"}}},
 }
 
 
@@ -64,18 +69,29 @@ def main() -> None:
                     "frames scaled to the training speakers' spread (ser_models.train.scaled_to): paired rows; for a "
                     "recipe without the scaling (--variant no_speaker_scale: the shipped recipe scales already)")
     ap.add_argument("--results", help="append the row to this JSONL file")
+    ap.add_argument("--save-probs", default="", help="keep every member's out-of-fold and call probabilities in "
+                    "this .npz (for a late fusion of two variants: --fuse)")
     ap.add_argument("--table", help="print the table of a results file and stop")
+    ap.add_argument("--fuse", nargs=2, metavar="NPZ", help="late fusion of two --save-probs runs (first member of each): "
+                    "log-linear, the second's weight chosen per fold on the other folds' out-of-fold UA")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
     ap.add_argument("--nuisance-speaker", default="", help="estimate the nuisance subspace from this earnings-call "
                     "speaker only (the other call is then held out of every choice)")
     args = ap.parse_args()
     if args.table:
         return print_table(args.table)
+    if args.fuse:
+        row = fuse(*args.fuse, load_experiment_labels(args.config))
+        print(json.dumps(row, indent=1))
+        if args.results:
+            with open(args.results, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        return
     if args.cross_sentence:
         rows = [cross_sentence(args.variant, args.config, args.epochs, args.seed)]
     else:
         rows = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed, args.members,
-                   args.speaker_scale)
+                   args.speaker_scale, args.save_probs)
     for row in rows:
         print(json.dumps(row, indent=1))
     if args.results:
@@ -115,7 +131,7 @@ class _ChannelCorpus:
 
 
 def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed: int | None = None,
-        members: int = 1, speaker_scale: bool = False) -> list[dict]:
+        members: int = 1, speaker_scale: bool = False, save_probs: str = "") -> list[dict]:
     """One row for the variant; with ``members`` > 1, one row per training seed (seed, seed + 1, ...)
     and a row for their ensemble (per fold, the mean of the members' probabilities, calibrated
     with one temperature fitted on the ensemble's out-of-fold probabilities).  With
@@ -169,6 +185,9 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
                     pop = model.branches["audio"].center.numpy()
                     o["earn_abs"].append(predict(model, earn.absolute(pop), fz)[0])
     seconds = round(time.time() - t0, 1)
+    if save_probs:
+        np.savez(save_probs, y=data.y, speakers=np.asarray(data.speakers), call_names=call_names,
+                 **{f"m{m}_{k}": np.asarray(v) for m, o in enumerate(out) for k, v in o.items() if len(v)})
     common = {"speaker_norm": exp.model.speaker_norm, "nuisance_dims": exp.model.nuisance_dims,
               "augment": exp.train.augment, "packings": exp.train.packings, "epochs": exp.train.epochs,
               "encoder": exp.model.audio.encoder_id, "audio_layers": exp.model.audio.layers, "seconds": seconds}
@@ -185,6 +204,48 @@ def run(variant: str, config: str, epochs: int, nuisance_speaker: str = "", seed
         rows.append({"variant": f"{variant} (ensemble of seeds {seeds[0]}-{seeds[-1]}){suffix}", **common,
                      **score(mean, data, folds, labels, call_names)})
     return rows
+
+
+def load_experiment_labels(config: str) -> list[str]:
+    from ser_models.train import load_experiment
+
+    return list(load_experiment(config).model.labels)
+
+
+def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
+    """Late fusion of two variants' fold models: per fold, p ~ exp((1 - w) log p_a + w log p_b),
+    w on a grid of ``grid`` values in [0, 1], chosen as the best UA on the other four folds'
+    out-of-fold probabilities (so no fold's own labels choose its weight); each fold model's
+    scores of the earnings calls are fused with its fold's w.  Then scored as any variant."""
+    from types import SimpleNamespace
+
+    from ser_models.corpus import speaker_folds
+    from ser_models.metrics import EvalResult
+
+    a, b = np.load(path_a, allow_pickle=True), np.load(path_b, allow_pickle=True)
+    if not np.array_equal(a["y"], b["y"]):
+        raise SystemExit(f"{path_a} and {path_b} are not runs on the same clips")
+    data = SimpleNamespace(y=a["y"], speakers=a["speakers"])
+    folds = speaker_folds(data.speakers, 5)
+    ws = np.linspace(0.0, 1.0, grid)
+
+    def mix(pa: np.ndarray, pb: np.ndarray, w: float) -> np.ndarray:
+        z = (1 - w) * np.log(np.clip(pa, 1e-9, 1)) + w * np.log(np.clip(pb, 1e-9, 1))
+        z = np.exp(z - z.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
+
+    o = {k: np.zeros_like(a[f"m0_{k}"]) for k in ("oof", "mp3", "mulaw")}
+    o["earn"], o["earn_abs"], chosen = [], [], []
+    for i, f in enumerate(folds):
+        rest = np.setdiff1d(np.arange(len(data.y)), f)
+        ua = [EvalResult(labels, data.y[rest], mix(a["m0_oof"][rest], b["m0_oof"][rest], w).argmax(1)).ua for w in ws]
+        w = float(ws[int(np.argmax(ua))])
+        chosen.append(w)
+        for k in ("oof", "mp3", "mulaw"):
+            o[k][f] = mix(a[f"m0_{k}"][f], b[f"m0_{k}"][f], w)
+        o["earn"].append(mix(a["m0_earn"][i], b["m0_earn"][i], w))
+    name = f"late fusion of {Path(path_a).stem} and {Path(path_b).stem} (weight of the second per fold: {chosen})"
+    return {"variant": name, "fusion_weights": chosen, **score(o, data, folds, labels, a["call_names"])}
 
 
 def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> dict:
