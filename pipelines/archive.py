@@ -1,8 +1,8 @@
 """Archives: a folder of recordings with a ``manifest.csv``.
 
 Columns: ``file, event_type, entity, event_time`` (required) and ``title, speakers_hint,
-transcript`` (optional).  ``file`` and ``transcript`` (the call's transcript, see
-``pipelines/speech/transcripts.py``) are relative to the archive folder and must stay inside it;
+transcript`` (optional).  ``file`` and ``transcript`` (the call's transcript; its shapes:
+``pipelines/speech/transcript_formats.py``) are relative to the archive folder and must stay inside it;
 ``event_type`` is ``earnings_call`` or ``press_conference``; ``event_time`` is ISO 8601
 (``2019-01-30T19:30:00Z``; a time without a zone is taken as UTC).
 

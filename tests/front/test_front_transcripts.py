@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipelines.archive import read_manifest
-from pipelines.speech.transcripts import (TranscriptError, TranscriptStatus, align_transcript, call_speech,
-                                   infer_role, read_transcript, tokens)
+from pipelines.speech.transcript_formats import TranscriptError, infer_role, read_transcript
+from pipelines.speech.transcripts import TranscriptStatus, align_transcript, call_speech, tokens
 from pipelines.types import Turn, Word
 
 SCRIPT = [  # (speaker, role, text)
