@@ -224,9 +224,13 @@ def eval_diarization(
     transcript: Optional[Path] = typer.Option(
         None, "--transcript", help="The call's transcript (any shape the manifest accepts): score the speaker turns "
                                    "the flow makes with it (its segments) instead of the diarizer's alone."),
+    segments: bool = typer.Option(
+        False, "--segments", help="Score the speaker turns of the segments the flow writes for a call without a "
+                                  "transcript (ASR sentences with the diarized voices) instead of the diarizer's."),
 ) -> None:
-    """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization, or, with
-    --transcript, of the speaker turns the flow gives a call with that transcript."""
+    """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization, or of the
+    speaker turns of the catalog's segments: with --transcript, those the flow gives a call with
+    that transcript; with --segments, those it gives a call without one."""
     for p in (audio, rttm) + ((transcript,) if transcript else ()):
         if not p.is_file():
             fail(f"{p}: file not found")
@@ -244,6 +248,11 @@ def eval_diarization(
             hyp = [Turn(s.start_s, s.end_s, names.get(s.speaker, s.speaker)) for s in cs.segments]
             said = (f"{len(cs.segments)} segments, {len(names)} speakers ({', '.join(sorted(names.values()))}); "
                     f"transcript {cs.transcript['status']}" + (f"; {cs.warning}" if cs.warning else ""))
+        elif segments:
+            cs = speaker_turns(decode_audio(audio), None, profile.value, num_speakers)
+            hyp = [Turn(s.start_s, s.end_s, s.speaker) for s in cs.segments]
+            said = (f"{len(cs.segments)} segments ({sum(not s.text for s in cs.segments)} without words), "
+                    f"{len({s.speaker for s in cs.segments})} speakers; no transcript")
         else:
             diar = diarize_file(audio, profile.value, num_speakers)
             hyp, said = diar.turns, diar.summary()

@@ -50,12 +50,13 @@ def transcribe_file(path: str | Path, profile: Profile | str = "embedded") -> st
     return " ".join(s.text for s in transcribe_audio(decode_audio(path, min_duration_s=0.1), profile))
 
 
-def speaker_turns(audio: Audio, transcript_path: str | Path, profile: Profile | str = "embedded",
+def speaker_turns(audio: Audio, transcript_path: str | Path | None = None, profile: Profile | str = "embedded",
                   num_speakers: int | None = None, event_type: str = "earnings_call"):
-    """Who spoke when, as the flow finds it for a call with a transcript: VAD, ASR and
-    diarization, then the transcript aligned (``transcripts.call_speech``). Returns the
-    ``CallSpeech``; its segments are the speaker turns (a transcript that does not belong to
-    the audio falls back to ASR, with ``warning`` set)."""
+    """Who spoke when, as the flow's catalog segments say it: VAD, ASR and diarization, then
+    the speakers-and-sections stage (``transcripts.call_speech``) with the call's transcript
+    aligned, or without one (ASR sentences with the diarized voices, made into turns).
+    Returns the ``CallSpeech``; its segments are the speaker turns (a transcript that does not
+    belong to the audio falls back to ASR, with ``warning`` set)."""
     from pipelines.speech.asr import words_of
     from pipelines.speech.transcripts import call_speech
 
@@ -63,5 +64,5 @@ def speaker_turns(audio: Audio, transcript_path: str | Path, profile: Profile | 
     speech = voice_activity(audio, prof)
     diar = diarize_audio(audio, prof, num_speakers, speech)
     words = words_of(transcribe_audio(audio, prof, speech))
-    return call_speech(words, diar.turns, diar.embeddings, event_type, "", str(transcript_path))
+    return call_speech(words, diar.turns, diar.embeddings, event_type, "", str(transcript_path or ""))
 

@@ -121,7 +121,6 @@ def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, tmp_path
     overlap the transcript does not show, confusion 2.0); 17.7% before sentences tiled their
     turn and turn edges followed the diarized voice (the gaps between a turn's sentences were
     counted as missed speech). The diarizer alone: 8.2%."""
-    import re
 
     from typer.testing import CliRunner
 
@@ -148,11 +147,16 @@ def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, tmp_path
     assert result.der <= 0.14
 
 
-def test_asr_segments_on_pyannote_sample(models, sample_dir, sample_audio):
+def test_asr_segments_on_pyannote_sample(models, sample_dir, sample_audio, tmp_path):
     """Without a transcript the catalog's segments are the ASR's sentences with the diarized
     voices. As word-timed sentences they scored DER 26.8% against the sample's RTTM (missed
     19.9: the pauses inside turns); made into turns (``_fit_diarized``) 19.9%. The diarizer's
-    own turns: 8.2% (the segments cannot show the overlap)."""
+    own turns: 8.2% (the segments cannot show the overlap). ``speechfin eval diarization
+    --segments`` scores exactly these segments: the turns it writes are the ones computed here
+    from the stages, and the DER it prints is that of the turns it wrote."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
     from pipelines.speech.asr import words_of
     from pipelines.speech.transcripts import segments_from_asr
 
@@ -164,6 +168,17 @@ def test_asr_segments_on_pyannote_sample(models, sample_dir, sample_audio):
     result = diarization_error(ref, [Turn(s.start_s, s.end_s, s.speaker) for s in segments])
     print(result.summary())
     assert result.der <= 0.23
+
+    out = tmp_path / "hyp.rttm"
+    r = CliRunner().invoke(app, ["eval", "diarization", "--audio", str(sample_dir / "sample.wav"), "--rttm",
+                                 str(sample_dir / "sample.rttm"), "--segments", "--out-rttm", str(out)])
+    assert r.exit_code == 0, r.output
+    print(r.output)
+    hyp = read_rttm(out)["sample"]
+    assert [t.speaker for t in hyp] == [s.speaker for s in segments]
+    assert np.allclose([(t.start_s, t.end_s) for t in hyp], [(s.start_s, s.end_s) for s in segments], atol=0.002)
+    assert f"DER {100 * result.der:.2f}%" in r.output
+    assert f"{len(segments)} segments" in r.output and "no transcript" in r.output
 
 
 def test_wer_on_pyannote_sample(models, sample_dir, sample_audio):
