@@ -81,13 +81,8 @@ def main() -> None:
     if args.table:
         return print_table(args.table)
     if args.fuse:
-        row = fuse(*args.fuse, load_experiment_labels(args.config))
-        print(json.dumps(row, indent=1))
-        if args.results:
-            with open(args.results, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        return
-    if args.cross_sentence:
+        rows = [fuse(*args.fuse, load_experiment_labels(args.config))]
+    elif args.cross_sentence:
         rows = [cross_sentence(args.variant, args.config, args.epochs, args.seed)]
     else:
         rows = run(args.variant, args.config, args.epochs, args.nuisance_speaker, args.seed, args.members,
@@ -219,6 +214,7 @@ def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
     scores of the earnings calls are fused with its fold's w.  Then scored as any variant."""
     from types import SimpleNamespace
 
+    from ser_models.calibration import apply_temperature
     from ser_models.corpus import speaker_folds
     from ser_models.metrics import EvalResult
 
@@ -229,10 +225,8 @@ def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
     folds = speaker_folds(data.speakers, 5)
     ws = np.linspace(0.0, 1.0, grid)
 
-    def mix(pa: np.ndarray, pb: np.ndarray, w: float) -> np.ndarray:
-        z = (1 - w) * np.log(np.clip(pa, 1e-9, 1)) + w * np.log(np.clip(pb, 1e-9, 1))
-        z = np.exp(z - z.max(-1, keepdims=True))
-        return z / z.sum(-1, keepdims=True)
+    def mix(pa: np.ndarray, pb: np.ndarray, w: float) -> np.ndarray:   # (N, C) each: the renormalised geometric mean
+        return apply_temperature(np.clip(pa, 1e-9, 1) ** (1 - w) * np.clip(pb, 1e-9, 1) ** w, 1.0)
 
     o = {k: np.zeros_like(a[f"m0_{k}"]) for k in ("oof", "mp3", "mulaw")}
     o["earn"], o["earn_abs"], chosen = [], [], []

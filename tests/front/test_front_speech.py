@@ -121,7 +121,6 @@ def test_der_on_pyannote_sample_with_its_transcript(models, sample_dir, tmp_path
     overlap the transcript does not show, confusion 2.0); 17.7% before sentences tiled their
     turn and turn edges followed the diarized voice (the gaps between a turn's sentences were
     counted as missed speech). The diarizer alone: 8.2%."""
-
     from typer.testing import CliRunner
 
     from pipelines.cli.main import app
