@@ -17,7 +17,8 @@ states are always rounded through float16, in training and at inference, so the 
 gives these defaults) or a folder written by ``save`` (``adapter.json`` +
 ``adapter.safetensors``, ~0.4 MB for top=2, r=8), which is what a checkpoint holds under
 ``encoders/text/``.  Seeded: ``reset_adapter(seed)`` draws A from its own generator (``fit``
-calls it at the start of every training run, so CV folds never share adapter weights).
+calls it at the start of every training run, so CV folds never share adapter weights); an
+encoder built from a folder restarts from that folder's adapter instead (a warm start).
 """
 
 from __future__ import annotations
@@ -143,13 +144,20 @@ class MiniLMAdapterEncoder(FrameEncoder):
             if missing:
                 raise ValueError(f"{self.folder / ADAPTER_WEIGHTS}: adapter tensors missing, e.g. {sorted(missing)[:2]}")
             self._model.load_state_dict(state, strict=False)
+            self._start = {k: v.clone() for k, v in state.items() if "lora_" in k}
         else:
+            self._start = None
             self.reset_adapter(0)
         self._model.train(False)
 
     def reset_adapter(self, seed: int) -> None:
-        """Fresh adapter (A random from ``seed``, B zero): the frozen MiniLM again."""
+        """The adapter a training run starts from: the folder's, when built from one (a warm
+        start, e.g. an adapter trained on another task first), else a fresh one (A random from
+        ``seed``, B zero: the frozen MiniLM again)."""
         self.ensure_loaded()
+        if self._start is not None:
+            self._model.load_state_dict(self._start, strict=False)
+            return
         gen = torch.Generator().manual_seed(int(seed))
         for a in self._model.adapters():
             a.reset(gen)

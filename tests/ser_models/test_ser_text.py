@@ -169,6 +169,12 @@ def test_lora_adapter_starts_as_frozen_minilm_and_round_trips(tmp_path):
     back = build_encoder(EncoderConfig(kind="minilm_lora", layers="all", name=str(tmp_path / "adapter")),
                          tmp_path / "c")
     assert np.allclose(back.encode(texts[:2])[0], tuned[0], atol=1e-5)
+    with torch.no_grad():                    # a training run on a saved adapter starts from it (warm start)
+        for p in back.parameters():
+            p.zero_()
+    assert np.abs(back.encode(texts[:2])[0][5:] - fresh[0][5:]).max() < 1e-5
+    back.reset_adapter(7)
+    assert np.allclose(back.encode(texts[:2])[0], tuned[0], atol=1e-5)
     assert json.loads((tmp_path / "adapter" / "adapter.json").read_text())["r"] == 4
     assert back.encoder_id != enc.encoder_id                  # heads with other adapters never share it
 
