@@ -43,6 +43,8 @@ VARIANTS = {
     "no_speaker_scale": {"model": {"speaker_scale": False}},
     "no_speaker_norm": {"model": {"speaker_norm": "none", "speaker_scale": False}},
     "no_augmentation": {"train": {"augment": ""}},
+    # SpecAugment-style masks of the cached frames in training (shares fixed before any run)
+    "spec_mask": {"train": {"time_mask": 0.2, "feature_mask": 0.1}},
     "train_speaker_scale": {"train": {"speaker_scale": True}},
     "no_fixes": {"model": {"speaker_norm": "none", "speaker_scale": False}, "train": {"augment": ""}},
     "nap16": {"model": {"nuisance_dims": 16},

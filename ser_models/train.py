@@ -65,6 +65,10 @@ class TrainConfig:
         ``ModelConfig.nuisance_dims``; its audio only, never its text or ids as labels.
     threads: torch intra-op threads while training (0 = torch's default); small heads on
         cached frames train fastest on one thread, especially on a shared machine.
+    time_mask / feature_mask: SpecAugment-style masking of cached frames in training (Park et
+        al. 2019, as wav2vec 2.0 fine-tuning masks its features): about this share of each
+        example's frames is left out of the pooling, in spans of ``MASK_SPAN`` frames, and this
+        share of its feature dimensions is set to 0 (the speaker's centre) at every frame.
     speaker_scale: with ``ModelConfig.speaker_scale``, scale the training speakers' frames
         too: every epoch, each speaker's centred frames go to the speakers' mean spread through
         the current layer mix (the whole per-speaker z-normalisation in training, as the model
@@ -89,6 +93,8 @@ class TrainConfig:
     nuisance_corpus: str = ""
     threads: int = 0
     speaker_scale: bool = False
+    time_mask: float = 0.0
+    feature_mask: float = 0.0
 
     def __post_init__(self):
         if self.augment not in ("", "channel"):
@@ -305,6 +311,28 @@ def _random_crop(frames: np.ndarray, keep_min: float, rng: np.random.Generator) 
     return frames[..., a: a + n, :]
 
 
+MASK_SPAN = 10   # frames (0.2 s of Whisper frames), wav2vec 2.0's mask length
+
+
+def spec_mask(batch: dict, featurizer: "Featurizer", time_share: float, feature_share: float,
+              rng: np.random.Generator) -> None:
+    """Mask the cached-frame branches of a training batch in place: spans of ``MASK_SPAN``
+    frames leave the pooling mask (about ``time_share`` of each example's frames; at least one
+    frame stays), and ``feature_share`` of the feature dimensions of each example are zeroed.
+    x: (B, [L,] T, D), mask: (B, T)."""
+    for m in [k for k in batch if not k.endswith("_mask") and not featurizer.finetuned(k)]:
+        x, mask = batch[m], batch[f"{m}_mask"]
+        for b in range(x.shape[0]):
+            t = int(mask[b].sum())
+            n_spans = rng.binomial(max(t // MASK_SPAN, 0), time_share) if t > MASK_SPAN else 0
+            for a in rng.integers(0, t - MASK_SPAN + 1, size=n_spans):
+                mask[b, a: a + MASK_SPAN] = False
+            if not mask[b].any():
+                mask[b, int(rng.integers(0, t))] = True
+            if feature_share:
+                x[b, ..., torch.as_tensor(rng.random(x.shape[-1]) < feature_share)] = 0.0
+
+
 def fit_norms(model: BimodalSER, data: SERData, featurizer: Featurizer, max_items: int = 256) -> None:
     """Standardisation statistics of each branch from (at most ``max_items``) training examples."""
     idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_items)).astype(int))  # spread over speakers
@@ -391,6 +419,8 @@ def _fit(config, tc, data, featurizer, progress, desc) -> BimodalSER:
         for a in range(0, len(order), tc.batch_size):
             idx = order[a: a + tc.batch_size].numpy()
             batch = featurizer.batch(current, idx, grad=True, crop=tc.crop, rng=rng)
+            if tc.time_mask or tc.feature_mask:
+                spec_mask(batch, featurizer, tc.time_mask, tc.feature_mask, rng)
             out = model(**batch)
             terms = ser_loss(out, torch.as_tensor(data.y[idx]), torch.as_tensor(data.gender[idx]),
                              tc.loss_weights, weight, center)

@@ -10,8 +10,8 @@ from ser_models.corpus import speaker_folds
 from ser_models.encoders import EncoderConfig
 from ser_models.losses import CenterLoss, LossWeights, balanced_sampler, class_weights, ser_loss
 from ser_models.model import ModelConfig, SEROutput
-from ser_models.train import (Featurizer, SERData, TrainConfig, _random_crop, cross_validate, experiment_from_dict,
-                              fit, predict)
+from ser_models.train import (MASK_SPAN, Featurizer, SERData, TrainConfig, _random_crop, cross_validate,
+                              experiment_from_dict, fit, predict, spec_mask)
 
 from ser_helpers import synthetic_frames
 
@@ -102,6 +102,37 @@ def test_random_crop_bounds():
     assert 60 <= min(lengths) and max(lengths) <= 100 and len(set(lengths)) > 5
 
 
+def test_spec_mask_shares_spans_and_padding():
+    rng = np.random.default_rng(0)
+    lengths = [2000, 1500, 5, 0]
+    x = torch.ones(4, 3, 2000, 64)                                   # (B, L, T, D)
+    mask = torch.zeros(4, 2000, dtype=torch.bool)
+    for b, t in enumerate(lengths):
+        mask[b, :t] = True
+    x[3], mask[3, 0] = 1.0, True                                     # a one-frame example
+    batch = {"audio": x, "audio_mask": mask}
+    before = mask.clone()
+    spec_mask(batch, Featurizer(_cfg(), encoders={}), 0.2, 0.1, rng)
+    kept = mask & before
+    assert torch.equal(mask, kept)                                   # padding never joins the pooling
+    for b in (0, 1):
+        t = lengths[b]
+        share = 1 - mask[b, :t].float().mean().item()
+        assert 0.12 < share < 0.25                                   # 1 - exp(-0.2): 18%, less where spans overlap
+        off = np.r_[0, (~mask[b, :t]).numpy().astype(int), 0]
+        edges = np.flatnonzero(np.diff(off))
+        gaps = edges[1::2] - edges[0::2]                             # lengths of the masked stretches
+        assert len(gaps) and (gaps >= MASK_SPAN).all()
+        zero = (x[b] == 0).all(dim=(0, 1))                           # (D,) dims zeroed at every layer and frame
+        assert 2 <= zero.sum() <= 14 and torch.equal((x[b] == 0).any(dim=(0, 1)), zero)
+    assert mask[2, :5].all() and mask[3, 0]                          # shorter than a span: untouched
+    assert len(set(tuple(((x[b] == 0).all(dim=(0, 1))).tolist()) for b in (0, 1))) == 2   # per example
+    y = torch.ones(2, 50, 8)
+    m = torch.ones(2, 50, dtype=torch.bool)
+    spec_mask({"audio": y, "audio_mask": m}, Featurizer(_cfg(), encoders={}), 0.0, 0.0, rng)
+    assert m.all() and (y == 1).all()                                # shares 0: nothing changes
+
+
 def _ua(model, data):
     probs, _ = predict(model, data, Featurizer(model.config, encoders={}))
     return float(np.mean([(probs.argmax(1)[data.y == c] == c).mean() for c in range(3)]))
@@ -112,6 +143,7 @@ def _ua(model, data):
     {"class_weights": True, "label_smoothing": 0.1},
     {"balanced_sampling": True, "crop": 0.7},
     {"center_loss": 0.01, "aux_modality": 0.3, "aux_gender": 0.3},
+    {"time_mask": 0.2, "feature_mask": 0.1},
 ])
 def test_training_learns_with_each_switch(switches):
     train, test = _data(seed=0), _data(seed=1)
