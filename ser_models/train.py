@@ -324,7 +324,7 @@ def spec_mask(batch: dict, featurizer: "Featurizer", time_share: float, feature_
         x, mask = batch[m], batch[f"{m}_mask"]
         for b in range(x.shape[0]):
             t = int(mask[b].sum())
-            n_spans = rng.binomial(max(t // MASK_SPAN, 0), time_share) if t > MASK_SPAN else 0
+            n_spans = rng.binomial(t // MASK_SPAN, time_share) if t > MASK_SPAN else 0
             for a in rng.integers(0, t - MASK_SPAN + 1, size=n_spans):
                 mask[b, a: a + MASK_SPAN] = False
             if not mask[b].any():
