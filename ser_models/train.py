@@ -327,7 +327,7 @@ def spec_mask(batch: dict, featurizer: "Featurizer", time_share: float, feature_
             n_spans = rng.binomial(t // MASK_SPAN, time_share) if t > MASK_SPAN else 0
             for a in rng.integers(0, t - MASK_SPAN + 1, size=n_spans):
                 mask[b, a: a + MASK_SPAN] = False
-            if not mask[b].any():
+            if n_spans and not mask[b].any():
                 mask[b, int(rng.integers(0, t))] = True
             if feature_share:
                 x[b, ..., torch.as_tensor(rng.random(x.shape[-1]) < feature_share)] = 0.0

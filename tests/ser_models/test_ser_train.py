@@ -131,6 +131,9 @@ def test_spec_mask_shares_spans_and_padding():
     m = torch.ones(2, 50, dtype=torch.bool)
     spec_mask({"audio": y, "audio_mask": m}, Featurizer(_cfg(), encoders={}), 0.0, 0.0, rng)
     assert m.all() and (y == 1).all()                                # shares 0: nothing changes
+    m[1] = False                                                     # an example with no frames at all
+    spec_mask({"audio": y, "audio_mask": m}, Featurizer(_cfg(), encoders={}), 0.2, 0.1, rng)
+    assert not m[1].any()                                            # stays empty (no frame is invented)
 
 
 def _ua(model, data):
