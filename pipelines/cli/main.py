@@ -231,6 +231,8 @@ def eval_diarization(
     """DER (pyannote.metrics, no collar, overlap counted) of the profile's diarization, or of the
     speaker turns of the catalog's segments: with --transcript, those the flow gives a call with
     that transcript; with --segments, those it gives a call without one."""
+    if transcript and segments:
+        fail(f"{transcript}: --transcript and --segments score different segments; give one of them")
     for p in (audio, rttm) + ((transcript,) if transcript else ()):
         if not p.is_file():
             fail(f"{p}: file not found")

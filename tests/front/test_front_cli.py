@@ -170,3 +170,14 @@ def test_eval_with_full_profile_offline_is_one_line(tmp_path, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith(
         "error: diarizer 'pyannote/speaker-diarization-community-1' cannot be loaded: not in the local model cache")
     assert lines[0].endswith("--align-model DIR (or --align-model '' for none)")
+
+
+def test_eval_diarization_takes_one_kind_of_segments(tmp_path):
+    """--transcript and --segments together: a one-line error naming the transcript, before any work."""
+    t = tmp_path / "call.txt"
+    t.write_text("Jerome Powell: Good afternoon.\n")
+    r = CliRunner().invoke(app, ["eval", "diarization", "--audio", str(tmp_path / "a.wav"), "--rttm",
+                                 str(tmp_path / "a.rttm"), "--transcript", str(t), "--segments"])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"error: {t}: --transcript and --segments score different segments; give one of them"]
