@@ -66,3 +66,41 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> Calibration:
     t = float(np.exp(res.x))
     after = apply_temperature(probs, t)
     return Calibration(t, nll(probs, y), nll(after, y), ece(probs, y), ece(after, y), len(y))
+
+
+@dataclass
+class PriorShift:
+    """The class prior of a set of items, re-estimated without labels (Saerens, Latinne &
+    Decaestecker 2002), and the posteriors under it."""
+    probs: np.ndarray          # (N, C) posteriors under the estimated prior
+    prior: np.ndarray          # (C,) the estimated prior
+    source_prior: np.ndarray   # (C,) the prior the input posteriors assume
+    iterations: int
+
+    def summary(self) -> str:
+        return (f"class prior re-estimated on {len(self.probs)} items in {self.iterations} EM iterations: "
+                + " ".join(f"{p:.2f}" for p in self.prior))
+
+
+def adapt_prior(probs: np.ndarray, source_prior: np.ndarray | None = None, pseudo_count: float = 0.0,
+                tol: float = 1e-6, max_iter: int = 200) -> PriorShift:
+    """EM for a new class prior (Saerens et al. 2002): posteriors q_i(y) that assume the prior
+    ``source_prior`` (default uniform, what inverse-frequency class weights train for) are
+    re-weighted to p_i(y) ~ q_i(y) pi(y) / pi_s(y), and pi is the mean of the p_i, until it
+    stops moving.  ``pseudo_count`` a > 0 makes it a MAP estimate with a Dirichlet prior of a
+    items spread as pi_s: pi = (sum_i p_i + a pi_s) / (N + a), so that a few items cannot move
+    the prior far.  (N, C) calibrated probabilities in, :class:`PriorShift` out."""
+    q = np.asarray(probs, dtype=float)
+    c = q.shape[1]
+    ps = np.full(c, 1.0 / c) if source_prior is None else np.asarray(source_prior, dtype=float) / np.sum(source_prior)
+    pi, p, it = ps.copy(), q, 0
+    for it in range(1, max_iter + 1):
+        w = q * (pi / ps)
+        p = w / w.sum(1, keepdims=True)
+        new = (p.sum(0) + pseudo_count * ps) / (len(q) + pseudo_count)
+        done = np.abs(new - pi).max() < tol
+        pi = new
+        if done:
+            break
+    w = q * (pi / ps)
+    return PriorShift(w / w.sum(1, keepdims=True), pi, ps, it)

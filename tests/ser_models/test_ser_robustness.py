@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ser_models.augment import CODECS, Channel, add_noise, augment_by_speaker, change_speed, mp3, mulaw, telephone
-from ser_models.calibration import apply_temperature, ece, fit_temperature
+from ser_models.calibration import adapt_prior, apply_temperature, ece, fit_temperature
 from ser_models.model import LayerMix
 from ser_models.speaker_norm import MIN_SPEECH_S, POPULATION, SPEAKER, Centering, center, speaker_centering
 
@@ -95,6 +95,33 @@ def test_temperature_scaling_recovers_a_known_overconfidence():
     assert cal.temperature == pytest.approx(2.5, rel=0.1)
     assert cal.nll_after < cal.nll_before and cal.ece_after < cal.ece_before / 3
     assert ece(p_true, y) < 0.03                              # the true probabilities are calibrated
+
+
+def test_prior_em_recovers_a_shifted_class_prior():
+    """Three 1-D Gaussian classes; the exact posteriors under a uniform prior are computed from
+    the densities, the items are drawn from a skewed prior.  EM must find that prior, and its
+    posteriors must be the exact ones under it (Bayes' rule, computed independently)."""
+    rng = np.random.default_rng(1)
+    means, true_prior = np.array([-2.0, 0.0, 2.0]), np.array([0.7, 0.2, 0.1])
+    y = rng.choice(3, size=20_000, p=true_prior)
+    x = rng.normal(means[y], 1.0)
+    dens = np.exp(-0.5 * (x[:, None] - means[None]) ** 2)     # (N, 3), up to a constant
+    uniform_post = dens / dens.sum(1, keepdims=True)
+    est = adapt_prior(uniform_post)
+    np.testing.assert_allclose(est.prior, true_prior, atol=0.015)
+    exact = dens * est.prior / (dens * est.prior).sum(1, keepdims=True)
+    np.testing.assert_allclose(est.probs, exact, atol=1e-6)
+    assert (est.probs.argmax(1) == y).mean() > (uniform_post.argmax(1) == y).mean() + 0.02
+    balanced = rng.choice(3, size=20_000)                     # no shift: the prior stays put
+    xb = rng.normal(means[balanced], 1.0)
+    db = np.exp(-0.5 * (xb[:, None] - means[None]) ** 2)
+    np.testing.assert_allclose(adapt_prior(db / db.sum(1, keepdims=True)).prior, 1 / 3, atol=0.015)
+    few = adapt_prior(uniform_post[:8], pseudo_count=1e6)    # a strong Dirichlet keeps the source prior
+    np.testing.assert_allclose(few.prior, 1 / 3, atol=1e-4)
+    np.testing.assert_allclose(few.probs, uniform_post[:8], atol=1e-4)
+    src = np.array([0.5, 0.25, 0.25])                         # posteriors that assume another prior
+    post_src = dens * src / (dens * src).sum(1, keepdims=True)
+    np.testing.assert_allclose(adapt_prior(post_src, src).prior, true_prior, atol=0.015)
 
 
 def test_iterative_normalisation_finds_the_neutral_register():
