@@ -200,3 +200,45 @@ class MiniLMAdapterEncoder(FrameEncoder):
         save_file({k: v.detach().contiguous() for k, v in self._model.adapter_state().items()},
                   str(folder / ADAPTER_WEIGHTS))
         (folder / ADAPTER_WEIGHTS).chmod(0o644)
+
+
+def contrastive_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs: int = 1, batch_size: int = 64,
+                      lr: float = 5e-4, temperature: float = 0.05, seed: int = 0, progress: bool = False) -> list[float]:
+    """Unsupervised domain adaptation of the adapter (SimCSE, Gao, Yao & Chen 2021): each
+    sentence is passed twice through the top layers with dropout on, and the two mean-pooled
+    embeddings (B, D) must find each other among the batch's (InfoNCE, cosine / temperature).
+    This is the objective all-MiniLM-L6-v2 was trained with (in-batch contrastive), on
+    unlabelled in-domain text.  Trains the adapter in place (start: ``reset_adapter(seed)``)
+    and returns the loss of each step."""
+    from tqdm.auto import tqdm
+
+    encoder.reset_adapter(seed)
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if len(texts) < 2:
+        raise ValueError(f"contrastive_adapt needs at least 2 non-empty texts, got {len(texts)}")
+    gen = torch.Generator().manual_seed(int(seed))
+    torch.manual_seed(int(seed))                                       # the dropout masks
+    opt = torch.optim.AdamW(list(encoder.parameters()), lr=lr, weight_decay=0.01)
+    losses = []
+    encoder._model.train(True)
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=gen).tolist()
+            steps = range(0, len(order) - 1, batch_size)
+            for a in tqdm(steps, desc="contrastive adaptation", disable=not progress):
+                batch = [texts[i] for i in order[a: a + batch_size]]
+                if len(batch) < 2:
+                    continue
+                lower, mask = pad_frames([s.astype(np.float32) for s in encoder.lower_states(batch)])
+                m = mask[..., None].float()                                   # (B, T, 1)
+                views = [(encoder._model(lower[:, -1], mask)[-1] * m).sum(1) / m.sum(1) for _ in range(2)]   # 2 x (B, D)
+                z1, z2 = (nn.functional.normalize(v, dim=-1) for v in views)
+                logits = z1 @ z2.t() / temperature                            # (B, B)
+                loss = nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+    finally:
+        encoder._model.train(False)
+    return losses

@@ -179,6 +179,28 @@ def test_lora_adapter_starts_as_frozen_minilm_and_round_trips(tmp_path):
     assert back.encoder_id != enc.encoder_id                  # heads with other adapters never share it
 
 
+def test_contrastive_adaptation_learns_and_leaves_the_encoder_deterministic(tmp_path):
+    """SimCSE on the adapter: two dropout views of a sentence must find each other in the batch.
+    The loss must fall well below its start, the adapter must move off the frozen model, and
+    encoding afterwards must be deterministic again (dropout off)."""
+    from ser_models.encoders import EncoderConfig, build_encoder
+    from ser_models.text_adapter import contrastive_adapt
+
+    texts = [f"The Committee expects {w} to {v} over the coming {p}." for w in ("inflation", "unemployment",
+             "growth", "the funds rate") for v in ("rise", "fall") for p in ("months", "year")]
+    enc = build_encoder(EncoderConfig(kind="minilm_lora", layers="all", finetune=True, name="top=1,r=4"),
+                        tmp_path / "c")
+    frozen = enc.encode(texts[:2])
+    losses = contrastive_adapt(enc, texts + [""], epochs=12, batch_size=8, lr=2e-3, temperature=0.05, seed=0)
+    assert len(losses) == 12 * 2                              # 16 non-empty texts, batches of 8
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+    after = enc.encode(texts[:2])
+    assert np.abs(after[0][-1] - frozen[0][-1]).max() > 1e-2 and np.abs(after[0][:6] - frozen[0][:6]).max() < 0.05
+    assert np.array_equal(enc.encode(texts[:2])[0], after[0])
+    with pytest.raises(ValueError, match="at least 2 non-empty texts"):
+        contrastive_adapt(enc, ["only one", " "])
+
+
 # --- training on a few hundred sentences beats the dictionary ----------------------------
 
 @needs_shared
