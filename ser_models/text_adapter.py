@@ -242,3 +242,65 @@ def contrastive_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epoch
     finally:
         encoder._model.train(False)
     return losses
+
+
+def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs: int = 1, batch_size: int = 32,
+                    lr: float = 5e-4, mask_prob: float = 0.15, max_tokens: int = 128, seed: int = 0,
+                    progress: bool = False) -> list[float]:
+    """Domain-adaptive masked-language-model training of the adapter (Gururangan et al. 2020,
+    BERT's masking: 15% of the tokens, of which 80% [MASK], 10% a random token, 10% kept).
+    The frozen embeddings and lower layers run on the masked input (no cache: the input
+    changes), the adapted top layers and a new MLM head (dense + GELU + LayerNorm, decoder tied
+    to the frozen word embeddings, own bias) predict the masked tokens: (B, T, D) -> (M, V)
+    logits for the M masked positions only.  The head is dropped afterwards; the adapter is
+    trained in place (start: ``reset_adapter(seed)``).  Returns the loss of each step."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModel, AutoTokenizer
+
+    from ser_models.encoders import HFTextEncoder
+
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError("masked_lm_adapt needs at least one non-empty text")
+    encoder.reset_adapter(seed)
+    path = HFTextEncoder.model_path(encoder.lower)
+    tok = AutoTokenizer.from_pretrained(path)
+    bert = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+    emb = bert.embeddings.word_embeddings.weight                       # (V, D), frozen, tied decoder
+    d = emb.shape[1]
+    torch.manual_seed(int(seed))                                       # head init and dropout masks
+    head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
+    bias = nn.Parameter(torch.zeros(emb.shape[0]))
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()) + [bias], lr=lr, weight_decay=0.01)
+    losses = []
+    encoder._model.train(True)
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=gen).tolist()
+            for a in tqdm(range(0, len(order), batch_size), desc="masked-LM adaptation", disable=not progress):
+                enc = tok([texts[i] for i in order[a: a + batch_size]], padding=True, truncation=True,
+                          max_length=max_tokens, return_tensors="pt", return_special_tokens_mask=True)
+                ids, mask = enc["input_ids"], enc["attention_mask"].bool()
+                can = mask & ~enc["special_tokens_mask"].bool()
+                picked = (torch.rand(ids.shape, generator=gen) < mask_prob) & can
+                if not picked.any():
+                    continue
+                r = torch.rand(ids.shape, generator=gen)
+                masked = ids.clone()
+                masked[picked & (r < 0.8)] = tok.mask_token_id
+                rand = picked & (r >= 0.8) & (r < 0.9)
+                masked[rand] = torch.randint(emb.shape[0], ids.shape, generator=gen)[rand]
+                with torch.no_grad():
+                    h = bert(input_ids=masked, attention_mask=enc["attention_mask"],
+                             output_hidden_states=True).hidden_states[encoder.n_lower]   # (B, T, D)
+                top = encoder._model(h, mask)[-1]                                          # (B, T, D)
+                logits = head(top[picked]) @ emb.t() + bias                                # (M, V)
+                loss = nn.functional.cross_entropy(logits, ids[picked])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+    finally:
+        encoder._model.train(False)
+    return losses

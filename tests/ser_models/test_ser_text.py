@@ -201,6 +201,28 @@ def test_contrastive_adaptation_learns_and_leaves_the_encoder_deterministic(tmp_
         contrastive_adapt(enc, ["only one", " "])
 
 
+def test_masked_lm_adaptation_learns_the_domain_and_drops_its_head(tmp_path):
+    """MLM on the adapter: on a handful of repeated sentences the masked tokens become
+    predictable, so the loss must fall far below that of a fresh head (about ln V); the lower
+    hidden states must not move and encoding must be deterministic afterwards."""
+    from ser_models.encoders import EncoderConfig, build_encoder
+    from ser_models.text_adapter import masked_lm_adapt
+
+    texts = [f"The Committee decided to {v} the target range for the federal funds rate." for v in
+             ("raise", "lower", "maintain", "keep")] * 8
+    enc = build_encoder(EncoderConfig(kind="minilm_lora", layers="all", finetune=True, name="top=1,r=4"),
+                        tmp_path / "c")
+    frozen = enc.encode(texts[:1])
+    losses = masked_lm_adapt(enc, texts + ["  "], epochs=15, batch_size=8, lr=2e-3, seed=0)
+    assert len(losses) == 15 * 4                              # 32 non-empty texts, batches of 8
+    assert np.mean(losses[:2]) > 8 and np.mean(losses[-8:]) < 0.35 * np.mean(losses[:2])   # (ln 30522 = 10.3)
+    after = enc.encode(texts[:1])
+    assert np.abs(after[0][-1] - frozen[0][-1]).max() > 1e-2 and np.abs(after[0][:6] - frozen[0][:6]).max() < 0.05
+    assert np.array_equal(enc.encode(texts[:1])[0], after[0])
+    with pytest.raises(ValueError, match="at least one non-empty text"):
+        masked_lm_adapt(enc, ["", " "])
+
+
 # --- training on a few hundred sentences beats the dictionary ----------------------------
 
 @needs_shared
