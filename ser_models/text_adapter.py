@@ -202,6 +202,35 @@ class MiniLMAdapterEncoder(FrameEncoder):
         (folder / ADAPTER_WEIGHTS).chmod(0o644)
 
 
+
+def _adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], step_loss, extra_params: Sequence[nn.Parameter],
+           epochs: int, batch_size: int, lr: float, seed: int, desc: str, progress: bool) -> list[float]:
+    """The loop both self-supervised objectives share: the adapter (and ``extra_params``) trained
+    in place with AdamW on shuffled batches of ``texts``, dropout on, from ``reset_adapter(seed)``.
+    ``step_loss(batch, gen)`` -> scalar loss tensor, or None to skip the batch.  Returns the losses."""
+    from tqdm.auto import tqdm
+
+    encoder.reset_adapter(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(extra_params), lr=lr, weight_decay=0.01)
+    losses = []
+    encoder._model.train(True)
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=gen).tolist()
+            for a in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
+                loss = step_loss([texts[i] for i in order[a: a + batch_size]], gen)
+                if loss is None:
+                    continue
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+    finally:
+        encoder._model.train(False)
+    return losses
+
+
 def contrastive_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs: int = 1, batch_size: int = 64,
                       lr: float = 5e-4, temperature: float = 0.05, seed: int = 0, progress: bool = False) -> list[float]:
     """Unsupervised domain adaptation of the adapter (SimCSE, Gao, Yao & Chen 2021): each
@@ -210,38 +239,21 @@ def contrastive_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epoch
     This is the objective all-MiniLM-L6-v2 was trained with (in-batch contrastive), on
     unlabelled in-domain text.  Trains the adapter in place (start: ``reset_adapter(seed)``)
     and returns the loss of each step."""
-    from tqdm.auto import tqdm
-
-    encoder.reset_adapter(seed)
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
         raise ValueError(f"contrastive_adapt needs at least 2 non-empty texts, got {len(texts)}")
-    gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))                                       # the dropout masks
-    opt = torch.optim.AdamW(list(encoder.parameters()), lr=lr, weight_decay=0.01)
-    losses = []
-    encoder._model.train(True)
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=gen).tolist()
-            steps = range(0, len(order) - 1, batch_size)
-            for a in tqdm(steps, desc="contrastive adaptation", disable=not progress):
-                batch = [texts[i] for i in order[a: a + batch_size]]
-                if len(batch) < 2:
-                    continue
-                lower, mask = pad_frames([s.astype(np.float32) for s in encoder.lower_states(batch)])
-                m = mask[..., None].float()                                   # (B, T, 1)
-                views = [(encoder._model(lower[:, -1], mask)[-1] * m).sum(1) / m.sum(1) for _ in range(2)]   # 2 x (B, D)
-                z1, z2 = (nn.functional.normalize(v, dim=-1) for v in views)
-                logits = z1 @ z2.t() / temperature                            # (B, B)
-                loss = nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-    finally:
-        encoder._model.train(False)
-    return losses
+
+    def step_loss(batch, gen):
+        if len(batch) < 2:
+            return None
+        lower, mask = pad_frames([s.astype(np.float32) for s in encoder.lower_states(batch)])
+        m = mask[..., None].float()                                                   # (B, T, 1)
+        views = [(encoder._model(lower[:, -1], mask)[-1] * m).sum(1) / m.sum(1) for _ in range(2)]   # 2 x (B, D)
+        z1, z2 = (nn.functional.normalize(v, dim=-1) for v in views)
+        return nn.functional.cross_entropy(z1 @ z2.t() / temperature, torch.arange(len(batch)))   # (B, B) logits
+
+    return _adapt(encoder, texts, step_loss, [], epochs, batch_size, lr, seed, "contrastive adaptation", progress)
 
 
 def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs: int = 1, batch_size: int = 32,
@@ -254,7 +266,6 @@ def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs:
     to the frozen word embeddings, own bias) predict the masked tokens: (B, T, D) -> (M, V)
     logits for the M masked positions only.  The head is dropped afterwards; the adapter is
     trained in place (start: ``reset_adapter(seed)``).  Returns the loss of each step."""
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
     from ser_models.encoders import HFTextEncoder
@@ -262,7 +273,7 @@ def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs:
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise ValueError("masked_lm_adapt needs at least one non-empty text")
-    encoder.reset_adapter(seed)
+    encoder.ensure_loaded()
     path = HFTextEncoder.model_path(encoder.lower)
     tok = AutoTokenizer.from_pretrained(path)
     bert = AutoModel.from_pretrained(path).eval().requires_grad_(False)
@@ -271,36 +282,24 @@ def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs:
     torch.manual_seed(int(seed))                                       # head init and dropout masks
     head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
     bias = nn.Parameter(torch.zeros(emb.shape[0]))
-    gen = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()) + [bias], lr=lr, weight_decay=0.01)
-    losses = []
-    encoder._model.train(True)
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=gen).tolist()
-            for a in tqdm(range(0, len(order), batch_size), desc="masked-LM adaptation", disable=not progress):
-                enc = tok([texts[i] for i in order[a: a + batch_size]], padding=True, truncation=True,
-                          max_length=max_tokens, return_tensors="pt", return_special_tokens_mask=True)
-                ids, mask = enc["input_ids"], enc["attention_mask"].bool()
-                can = mask & ~enc["special_tokens_mask"].bool()
-                picked = (torch.rand(ids.shape, generator=gen) < mask_prob) & can
-                if not picked.any():
-                    continue
-                r = torch.rand(ids.shape, generator=gen)
-                masked = ids.clone()
-                masked[picked & (r < 0.8)] = tok.mask_token_id
-                rand = picked & (r >= 0.8) & (r < 0.9)
-                masked[rand] = torch.randint(emb.shape[0], ids.shape, generator=gen)[rand]
-                with torch.no_grad():
-                    h = bert(input_ids=masked, attention_mask=enc["attention_mask"],
-                             output_hidden_states=True).hidden_states[encoder.n_lower]   # (B, T, D)
-                top = encoder._model(h, mask)[-1]                                          # (B, T, D)
-                logits = head(top[picked]) @ emb.t() + bias                                # (M, V)
-                loss = nn.functional.cross_entropy(logits, ids[picked])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-    finally:
-        encoder._model.train(False)
-    return losses
+
+    def step_loss(batch, gen):
+        enc = tok(batch, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt",
+                  return_special_tokens_mask=True)
+        ids, mask = enc["input_ids"], enc["attention_mask"].bool()
+        picked = (torch.rand(ids.shape, generator=gen) < mask_prob) & mask & ~enc["special_tokens_mask"].bool()
+        if not picked.any():
+            return None
+        r = torch.rand(ids.shape, generator=gen)
+        masked = ids.clone()
+        masked[picked & (r < 0.8)] = tok.mask_token_id
+        rand = picked & (r >= 0.8) & (r < 0.9)
+        masked[rand] = torch.randint(emb.shape[0], ids.shape, generator=gen)[rand]
+        with torch.no_grad():
+            h = bert(input_ids=masked, attention_mask=enc["attention_mask"],
+                     output_hidden_states=True).hidden_states[encoder.n_lower]           # (B, T, D)
+        top = encoder._model(h, mask)[-1]                                                  # (B, T, D)
+        return nn.functional.cross_entropy(head(top[picked]) @ emb.t() + bias, ids[picked])   # (M, V) logits
+
+    return _adapt(encoder, texts, step_loss, [*head.parameters(), bias], epochs, batch_size, lr, seed,
+                  "masked-LM adaptation", progress)
