@@ -67,6 +67,7 @@ def measure(path: str, labels, pseudo: float) -> dict:
     from ser_models.experiment import tone_by_class
     from ser_models.features import negative_mask, tone
     from ser_models.metrics import EvalResult
+    from ser_validity import call_figures
 
     d = np.load(path, allow_pickle=True)
     y, speakers = d["y"], d["speakers"]
@@ -83,10 +84,7 @@ def measure(path: str, labels, pseudo: float) -> dict:
     rng = np.random.default_rng(0)
     for shift, given in SHIFTS.items():
         pi = target_prior(labels, given)
-        acc = {"none": [], "em": []}
-        nl = {"none": [], "em": []}
-        tone_err = {"none": [], "em": []}
-        neg_err = {"none": [], "em": []}
+        draws = {"none": [], "em": []}      # per draw: accuracy, NLL, tone error, negative-share error
         for g in np.unique(speakers):
             idx = np.flatnonzero(speakers == g)
             by_class = [idx[y[idx] == c] for c in range(len(labels))]
@@ -96,24 +94,15 @@ def measure(path: str, labels, pseudo: float) -> dict:
                 cls = rng.choice(len(labels), size=DRAW, p=pi)
                 pick = np.array([rng.choice(by_class[c]) for c in cls])
                 for name, p in (("none", oof[pick]), ("em", em(oof[pick]))):
-                    acc[name].append(float((p.argmax(1) == y[pick]).mean()))
-                    nl[name].append(nll(p, y[pick]))
-                    tone_err[name].append(abs(float(tone(p, labels).mean() - truth_tone[y[pick]].mean())))
-                    neg_err[name].append(abs(float(neg[p.argmax(1)].mean() - neg[y[pick]].mean())))
-        res[shift] = {name: {"accuracy": float(np.mean(acc[name])), "nll": float(np.mean(nl[name])),
-                             "tone_error": float(np.mean(tone_err[name])),
-                             "negative_share_error": float(np.mean(neg_err[name]))} for name in acc}
-    calls = d["call_names"]
-    earn = {"none": {}, "em": {}}
-    for c in sorted(set(calls)):
-        sel = calls == c
-        for name in earn:
-            ps = [apply_temperature(p[sel], T) for p in d["m0_earn"]]
-            if name == "em":
-                ps = [em(p) for p in ps]
-            earn[name][c] = {"negative_top": float(np.mean([neg[p.argmax(1)].mean() for p in ps])),
-                             "mean_tone": float(np.mean([tone(p, labels).mean() for p in ps]))}
-    res["earnings"] = earn
+                    draws[name].append((float((p.argmax(1) == y[pick]).mean()), nll(p, y[pick]),
+                                        abs(float(tone(p, labels).mean() - truth_tone[y[pick]].mean())),
+                                        abs(float(neg[p.argmax(1)].mean() - neg[y[pick]].mean()))))
+        res[shift] = {name: dict(zip(("accuracy", "nll", "tone_error", "negative_share_error"),
+                                     np.mean(v, axis=0).tolist())) for name, v in draws.items()}
+    calls, earn = d["call_names"], d["m0_earn"]     # the fold models' call probabilities, (folds, N, C)
+    res["earnings"] = {"none": call_figures(earn, T, calls, labels),     # per call (one speaker each)
+                       "em": call_figures([per_speaker(apply_temperature(p, T), calls, em) for p in earn],
+                                             1.0, calls, labels)}
     return res
 
 
@@ -130,8 +119,8 @@ def report(r: dict, labels) -> None:
             print(f"  {shift:9s}, {name:4s}: accuracy {s['accuracy']:.1%}, NLL {s['nll']:.3f}, "
                   f"tone error {s['tone_error']:.3f}, negative-share error {s['negative_share_error']:.3f}")
     for name in ("none", "em"):
-        print(f"  earnings, {name:4s}: " + "; ".join(f"{c} negative top {v['negative_top']:.0%}, tone {v['mean_tone']:+.2f}"
-                                                   for c, v in r["earnings"][name].items()))
+        print(f"  earnings, {name:4s}: " + "; ".join(f"{c} negative top {v['neg_top_share']:.0%}, tone {v['mean_tone']:+.2f}"
+                                                   for c, v in r["earnings"][name].items() if c != "all"))
 
 
 def main() -> None:

@@ -248,28 +248,11 @@ def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> di
     """The figures of one set of out-of-fold probabilities ``o`` (keys oof, mp3, mulaw, earn, earn_abs)."""
     from ser_models.calibration import apply_temperature, ece, fit_temperature
     from ser_models.experiment import tone_by_class
-    from ser_models.features import negative_mask, tone
     from ser_models.metrics import EvalResult
 
     cal = fit_temperature(o["oof"], data.y)
     T = cal.temperature
-    neg = negative_mask(labels)
-
-    def earnings(probs_list):
-        res = {}
-        for c in sorted(set(call_names)):
-            sel = call_names == c
-            ps = [apply_temperature(p[sel], T) for p in probs_list]
-            top = dict(zip(*np.unique(np.array(labels)[ps[0].argmax(1)], return_counts=True)))
-            res[c] = {"n": int(sel.sum()),
-                      "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in ps])),
-                      "mean_tone": float(np.mean([tone(p, labels).mean() for p in ps])),
-                      "top_classes": {k: int(v) for k, v in top.items()}}
-        allp = [apply_temperature(p, T) for p in probs_list]
-        res["all"] = {"n": len(call_names), "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in allp])),
-                      "mean_tone": float(np.mean([tone(p, labels).mean() for p in allp]))}
-        return res
-
+    earnings = lambda probs_list: call_figures(probs_list, T, call_names, labels)   # noqa: E731
     ua = lambda p, y: EvalResult(labels, y, p.argmax(1)).ua  # noqa: E731
     fold_ua = [ua(o["oof"][f], data.y[f]) for f in folds]
     return {
@@ -281,6 +264,29 @@ def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> di
         "earnings": earnings(o["earn"]),
         "earnings_absolute": earnings(o["earn_abs"]) if len(o["earn_abs"]) else None,
     }
+
+
+def call_figures(probs_list, temperature: float, call_names: np.ndarray, labels) -> dict:
+    """Per earnings call and over all clips: the share of clips whose top class is negative and
+    the mean tone, averaged over the fold models' (N, C) probabilities ``probs_list`` (each
+    calibrated with ``temperature`` first)."""
+    from ser_models.calibration import apply_temperature
+    from ser_models.features import negative_mask, tone
+
+    neg = negative_mask(labels)
+    res = {}
+    for c in sorted(set(call_names)):
+        sel = call_names == c
+        ps = [apply_temperature(p[sel], temperature) for p in probs_list]
+        top = dict(zip(*np.unique(np.array(labels)[ps[0].argmax(1)], return_counts=True)))
+        res[c] = {"n": int(sel.sum()),
+                  "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in ps])),
+                  "mean_tone": float(np.mean([tone(p, labels).mean() for p in ps])),
+                  "top_classes": {k: int(v) for k, v in top.items()}}
+    allp = [apply_temperature(p, temperature) for p in probs_list]
+    res["all"] = {"n": len(call_names), "neg_top_share": float(np.mean([neg[p.argmax(1)].mean() for p in allp])),
+                  "mean_tone": float(np.mean([tone(p, labels).mean() for p in allp]))}
+    return res
 
 
 def cross_sentence(variant: str, config: str, epochs: int, seed: int | None = None) -> dict:

@@ -266,17 +266,12 @@ def masked_lm_adapt(encoder: MiniLMAdapterEncoder, texts: Sequence[str], epochs:
     to the frozen word embeddings, own bias) predict the masked tokens: (B, T, D) -> (M, V)
     logits for the M masked positions only.  The head is dropped afterwards; the adapter is
     trained in place (start: ``reset_adapter(seed)``).  Returns the loss of each step."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from ser_models.encoders import HFTextEncoder
-
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise ValueError("masked_lm_adapt needs at least one non-empty text")
     encoder.ensure_loaded()
-    path = HFTextEncoder.model_path(encoder.lower)
-    tok = AutoTokenizer.from_pretrained(path)
-    bert = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+    encoder.lower.ensure_loaded()                  # the frozen MiniLM (eval mode, no grad) and its tokenizer
+    tok, bert = encoder.lower._tokenizer, encoder.lower._model
     emb = bert.embeddings.word_embeddings.weight                       # (V, D), frozen, tied decoder
     d = emb.shape[1]
     torch.manual_seed(int(seed))                                       # head init and dropout masks
