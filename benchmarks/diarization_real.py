@@ -23,6 +23,12 @@ The calls are split so that nothing is calibrated on the calls it is scored on:
     .venv/bin/python benchmarks/diarization_real.py --config threshold=0.6,min_cluster_s=3,centroid_merge=0.4 --heldout 16
     .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --bridges 0,0.1,0.2,0.3   # pause rule
     .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --config min_duration_off=0.2  # gap fill
+    .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --variant reassign2 --config threshold=0.6
+
+``--variant`` replaces step 4 of the diarizer (clustering) for the run by an alternative that
+was measured and not adopted (benchmarks/README.md): ``reassignN`` (N passes assigning every
+track to the nearest speech-weighted centroid, cannot-links kept) or ``nme_sc`` (auto-tuned
+spectral clustering, Park et al. 2019), and also scores the pyannote sample with it.
 
 For every call the expensive part (VAD, segmentation, track embeddings) runs once; each
 clustering setting is then applied to the same tracks.  A setting is chosen on the
@@ -34,6 +40,7 @@ Ends with name=value lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import sys
@@ -197,6 +204,114 @@ def score(calls: list[dict], cfg, bridges: tuple[float, ...] = ()) -> dict:
             "der_by_bridge": {b: float(np.mean(v)) for b, v in by_bridge.items()}}
 
 
+# --------------------------------------------------------------------------------------
+# clustering alternatives measured and not adopted (--variant)
+# --------------------------------------------------------------------------------------
+def reassign_tracks(E: np.ndarray, secs: np.ndarray, cannot: np.ndarray, labels: np.ndarray, k: int,
+                    passes: int) -> np.ndarray:
+    """Each pass: every track goes to the speaker whose speech-weighted centroid is nearest, longest
+    tracks first, never to a speaker that a track heard in the same window already took (pyannote 3's
+    assignment of all embeddings to the centroids, with the cannot-links); labels (n,) in 0..k-1."""
+    w = np.maximum(secs, 1e-3)
+    for _ in range(passes):
+        C = np.stack([(E[labels == s] * w[labels == s, None]).sum(axis=0) for s in range(k)])
+        C /= np.linalg.norm(C, axis=1, keepdims=True) + 1e-12
+        S = E @ C.T
+        S[:, ~np.isin(np.arange(k), labels)] = -np.inf
+        new = np.full(len(E), -1)
+        for i in np.argsort(-secs):
+            s = S[i].copy()
+            taken = new[cannot[i] & (new >= 0)]
+            if len(taken) and np.isfinite(np.delete(s, taken)).any():
+                s[taken] = -np.inf
+            new[i] = int(np.argmax(s))
+        if (new == labels).all():
+            break
+        labels = new
+    return labels
+
+
+def nme_sc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, threshold: float,
+           num_speakers: int | None = None, cannot_penalty: float = 0.0, max_speakers: int = 10,
+           max_rp: float = 0.25) -> np.ndarray:
+    """Spectral clustering auto-tuned by the normalised maximum eigengap (NME-SC, Park et al. 2019,
+    as in NeMo): cosine affinities scaled to [0, 1], cannot-linked pairs 0; for each p up to
+    ``max_rp`` x n keep every row's p largest, symmetrise, take the unnormalised Laplacian's
+    eigengaps; p minimises p / (largest gap / largest eigenvalue); the number of speakers is the
+    position of the largest gap (or ``num_speakers``); k-means on that many eigenvectors. Same
+    signature as ``constrained_ahc`` (``threshold`` and ``weights`` unused)."""
+    from sklearn.cluster import KMeans
+
+    n = len(E)
+    if n < 3:
+        return np.zeros(n, np.int64)
+    A = np.clip(E @ E.T, -1.0, 1.0)
+    A = (A - A.min()) / (A.max() - A.min() + 1e-12)
+    A[cannot] = 0.0
+    best = None
+    for p in range(1, max(2, int(n * max_rp)) + 1):
+        B = np.zeros_like(A)
+        np.put_along_axis(B, np.argsort(-A, axis=1)[:, :p], 1.0, axis=1)
+        B[cannot] = 0.0
+        B = 0.5 * (B + B.T)
+        lam, vec = np.linalg.eigh(np.diag(B.sum(axis=1)) - B)
+        gaps = np.diff(lam[: min(max_speakers, n - 1) + 1])
+        g = gaps.max() / (lam.max() + 1e-10)
+        if g > 0 and (best is None or p / g < best[0]):
+            best = (p / g, vec, gaps)
+    if best is None:
+        return np.zeros(n, np.int64)
+    _, vec, gaps = best
+    k = num_speakers or int(np.argmax(gaps)) + 1
+    return KMeans(k, n_init=10, random_state=0).fit_predict(vec[:, :k]).astype(np.int64)
+
+
+@contextlib.contextmanager
+def clustering_variant(name: str):
+    """Step 4 of ``pipelines.speech.diarization.cluster_tracks`` replaced for the run."""
+    import pipelines.speech.diarization as D
+
+    saved = D.constrained_ahc, D.cluster_tracks, D.reconstruct
+    if name == "nme_sc":
+        D.constrained_ahc = nme_sc
+    elif name.startswith("reassign"):
+        passes, current = int(name[len("reassign"):]), {}
+
+        def cluster_tracks(audio, seg, tr, *a, **k):
+            current["tracks"] = tr
+            return saved[1](audio, seg, tr, *a, **k)
+
+        def reconstruct(seg, track, track_cluster, n_clusters, cfg, speech=None):
+            tr = current["tracks"]
+            track_cluster = reassign_tracks(tr.E, tr.secs, tr.cannot, track_cluster.copy(), n_clusters, passes)
+            return saved[2](seg, track, track_cluster, n_clusters, cfg, speech)
+
+        D.cluster_tracks, D.reconstruct = cluster_tracks, reconstruct
+    elif name != "shipped":
+        raise SystemExit(f"unknown --variant {name!r}: shipped, nme_sc or reassignN")
+    try:
+        yield
+    finally:
+        D.constrained_ahc, D.cluster_tracks, D.reconstruct = saved
+
+
+def pyannote_sample_der(models, cfg) -> float:
+    """DER of the diarizer (as the module stands) on pyannote.audio's sample, against its RTTM."""
+    import pyannote.audio
+
+    import pipelines.speech.diarization as D
+    from pipelines.speech.audio import decode_audio
+    from pipelines.speech.evaluation import diarization_error, read_rttm
+    from pipelines.speech.segmentation import run_segmentation
+    from pipelines.speech.vad import detect_speech
+
+    folder = Path(pyannote.audio.__file__).parent / "sample"
+    audio = decode_audio(folder / "sample.wav")
+    d = D.diarize(audio, run_segmentation(audio, models.segmentation), models.encoder, None, cfg,
+                  detect_speech(audio, models.vad))
+    return diarization_error(next(iter(read_rttm(folder / "sample.rttm").values())), d.turns).der
+
+
 def main() -> None:
     from pipelines.speech.models import load_models
     from pipelines.settings import get_profile
@@ -205,6 +320,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=8, help="calibration calls (0: no sweep)")
     ap.add_argument("--heldout", type=int, default=16)
     ap.add_argument("--config", default="", help="score this setting instead of sweeping (k=v,k=v)")
+    ap.add_argument("--variant", default="shipped", help="clustering: shipped, nme_sc or reassignN (see above)")
     ap.add_argument("--bridges", default="", help="also score against the speech reference built with these "
                     "pause bridges in s (comma-separated; the reported one uses 0.3)")
     args = ap.parse_args()
@@ -213,15 +329,16 @@ def main() -> None:
     models = load_models(profile)
     base = profile.diarization
     chosen = base
+    calib = prepare("calibration", range(args.calls), models, profile) if args.calls else []
     if args.config:
         chosen = replace(base, **{k: float(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
-    elif args.calls:
-        calib = prepare("calibration", range(args.calls), models, profile)
+    elif calib:
         grid = [replace(base, threshold=t, min_cluster_s=m, centroid_merge=c)
                 for t, m, c in itertools.product((0.4, 0.5, 0.6, 0.7), (2.0, 3.0, 5.0), (0.0, 0.3, 0.35, 0.4, 0.45, 0.5))]
         # min_cluster_s stays at most 5 s: on the pyannote sample and the demo calls a speaker with
         # 5-10 s of speech is real (10 s gave the sample one speaker and DER 50%)
-        results = [(cfg, score(calib, cfg)) for cfg in grid]
+        with clustering_variant(args.variant):
+            results = [(cfg, score(calib, cfg)) for cfg in grid]
         for cfg, r in results:
             print(f"  calibration threshold {cfg.threshold:.2f} min_cluster_s {cfg.min_cluster_s:4.0f} "
                   f"centroid_merge {cfg.centroid_merge:.2f}: "
@@ -231,19 +348,24 @@ def main() -> None:
               f"centroid_merge {chosen.centroid_merge} "
               f"(DER {100 * best['der']:.1f}%, within 1 on {best['within1']:.0%})")
     held = prepare("heldout", range(args.heldout), models, profile)
-    for name, cfg in (("default", base), ("chosen", chosen)):
-        r = score(held, cfg, bridges)
+    for name, cfg, variant in (("default", base, "shipped"), ("chosen", chosen, args.variant)):
+        with clustering_variant(variant):
+            if calib and args.config:
+                r = score(calib, cfg)
+                print(f"calibration ({len(calib)} calls), {name}, clustering {variant}: mean DER {100 * r['der']:.1f}% "
+                      f"(speech reference {100 * r['der_speech_ref']:.1f}%), count within 1 on {r['within1']:.0%}")
+            r = score(held, cfg, bridges)
+            sample = pyannote_sample_der(models, cfg)
         for b, der in r["der_by_bridge"].items():
             print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
-        print(f"held-out ({len(held)} calls), {name} (threshold {cfg.threshold}, min_cluster_s {cfg.min_cluster_s}, "
-              f"centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (worst "
+        print(f"held-out ({len(held)} calls), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "
+              f"{cfg.min_cluster_s}, centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (worst "
               f"{100 * r['der_pooled_max']:.1f}%; missed {100 * r['miss']:.1f}, false alarm {100 * r['false_alarm']:.1f}, "
               f"confusion {100 * r['confusion']:.1f}), speech reference {100 * r['der_speech_ref']:.1f}% (missed {100 * r['speech_ref_parts'][0]:.1f}, false alarm "
               f"{100 * r['speech_ref_parts'][1]:.1f}, confusion {100 * r['speech_ref_parts'][2]:.1f}), count within 1 on "
-              f"{r['within1']:.0%}; (found, true) {r['counts']}")
+              f"{r['within1']:.0%}; (found, true) {r['counts']}; pyannote sample DER {100 * sample:.2f}%")
         print(f"heldout_{name}_der={r['der']:.4f}\nheldout_{name}_der_speech_ref={r['der_speech_ref']:.4f}\n"
-              f"heldout_{name}_within1={r['within1']:.4f}")
-
+              f"heldout_{name}_within1={r['within1']:.4f}\npyannote_sample_{name}_der={sample:.4f}")
 
 if __name__ == "__main__":
     main()

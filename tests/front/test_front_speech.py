@@ -82,6 +82,51 @@ def test_centroid_merge_joins_one_voice_in_two_registers_and_keeps_other_voices(
     assert len(set(merge_close_centroids(E, w, labels, distance=far - 0.01))) == 2
 
 
+def test_benchmark_clustering_variants_recover_clear_speakers_and_are_undone():
+    """The two clustering alternatives of benchmarks/diarization_real.py (--variant), measured
+    and not adopted: NME-SC must find the count and the partition of well-separated voices by
+    itself, reassignment must move a misplaced track to its voice's centroid but never next to a
+    track heard in the same window, and the patched module must be restored afterwards."""
+    import sys
+
+    import pipelines.speech.diarization as D
+    from front_paths import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from diarization_real import clustering_variant, nme_sc, reassign_tracks
+
+    rng = np.random.default_rng(5)
+    d, sizes = 32, (12, 8, 6)
+    centers = rng.normal(size=(3, d))
+    E = np.concatenate([c + 0.15 * rng.normal(size=(n, d)) for c, n in zip(centers, sizes)])
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(3), sizes)
+    none = np.zeros((len(E), len(E)), bool)
+    labels = nme_sc(E, np.ones(len(E)), none, threshold=0.6)
+    assert len(set(labels)) == 3 and all(len(set(labels[truth == s])) == 1 for s in range(3))
+    assert len(set(nme_sc(E, np.ones(len(E)), none, 0.6, num_speakers=2))) == 2
+
+    wrong = truth.copy()
+    wrong[0] = 1                                   # a voice-0 track put with voice 1
+    secs = np.ones(len(E))
+    assert (reassign_tracks(E, secs, none, wrong, 3, passes=1) == truth).all()
+    cannot = none.copy()
+    cannot[0, 1:12], cannot[1:12, 0] = True, True  # heard in one window with all of voice 0
+    secs[0] = 0.5                                  # the shortest track is placed last, after voice 0's
+    fixed = reassign_tracks(E, secs, cannot, wrong, 3, passes=1)
+    assert fixed[0] != 0 and (fixed[1:] == truth[1:]).all()
+
+    saved = D.constrained_ahc, D.cluster_tracks, D.reconstruct
+    with clustering_variant("nme_sc"):
+        assert D.constrained_ahc is nme_sc
+    with clustering_variant("reassign2"):
+        assert D.reconstruct is not saved[2]
+    assert (D.constrained_ahc, D.cluster_tracks, D.reconstruct) == saved
+    with pytest.raises(SystemExit, match="unknown --variant"):
+        with clustering_variant("spectral"):
+            pass
+
+
 def test_aggregate_matches_direct_average():
     rng = np.random.default_rng(1)
     seg = LocalSegmentation(rng.random((6, 20, 3)).astype(np.float32), chunk_duration=2.0, chunk_step=0.5,
