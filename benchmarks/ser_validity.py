@@ -17,6 +17,7 @@ all on the same 5 speaker-independent RAVDESS folds (actors 01-04, ..., 17-20):
     .venv/bin/python benchmarks/ser_validity.py --table benchmarks/results/ser_validity.jsonl
     .venv/bin/python benchmarks/ser_validity.py --variant egemaps --save-probs /tmp/egemaps.npz   # and shipped likewise
     .venv/bin/python benchmarks/ser_validity.py --fuse /tmp/shipped.npz /tmp/egemaps.npz           # late fusion row
+    .venv/bin/python benchmarks/ser_validity.py --ensemble /tmp/s0.npz /tmp/s1.npz /tmp/s2.npz    # seed ensemble row
 
 Variants: the shipped recipe (ser_models/configs/embedded.toml) with one fix removed.
 """
@@ -76,6 +77,8 @@ def main() -> None:
     ap.add_argument("--table", help="print the table of a results file and stop")
     ap.add_argument("--fuse", nargs=2, metavar="NPZ", help="late fusion of two --save-probs runs (first member of each): "
                     "log-linear, the second's weight chosen per fold on the other folds' out-of-fold UA")
+    ap.add_argument("--ensemble", nargs="+", metavar="NPZ", help="the ensemble of --save-probs runs of one "
+                    "variant with different --seed (first member of each): per fold the mean of their probabilities")
     ap.add_argument("--cross-sentence", action="store_true", help="the cross-sentence figure instead")
     ap.add_argument("--nuisance-speaker", default="", help="estimate the nuisance subspace from this earnings-call "
                     "speaker only (the other call is then held out of every choice)")
@@ -84,6 +87,8 @@ def main() -> None:
         return print_table(args.table)
     if args.fuse:
         rows = [fuse(*args.fuse, load_experiment_labels(args.config))]
+    elif args.ensemble:
+        rows = [ensemble(args.ensemble, load_experiment_labels(args.config))]
     elif args.cross_sentence:
         rows = [cross_sentence(args.variant, args.config, args.epochs, args.seed)]
     else:
@@ -242,6 +247,22 @@ def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
         o["earn"].append(mix(a["m0_earn"][i], b["m0_earn"][i], w))
     name = f"late fusion of {Path(path_a).stem} and {Path(path_b).stem} (weight of the second per fold: {chosen})"
     return {"variant": name, "fusion_weights": chosen, **score(o, data, folds, labels, a["call_names"])}
+
+
+def ensemble(paths: list[str], labels: list[str]) -> dict:
+    """The ensemble of several saved runs (their first members): per fold, the mean of their
+    probabilities (as ``--members``), calibrated with one temperature, scored as any variant."""
+    from types import SimpleNamespace
+
+    from ser_models.corpus import speaker_folds
+
+    runs = [np.load(p, allow_pickle=True) for p in paths]
+    if any(not np.array_equal(r["y"], runs[0]["y"]) for r in runs):
+        raise SystemExit(f"{', '.join(paths)}: not all runs are on the same clips")
+    data = SimpleNamespace(y=runs[0]["y"], speakers=runs[0]["speakers"])
+    mean = {k: np.mean([r[f"m0_{k}"] for r in runs], axis=0) for k in ("oof", "mp3", "mulaw", "earn", "earn_abs")}
+    name = f"ensemble of {len(runs)} runs ({', '.join(Path(p).stem for p in paths)})"
+    return {"variant": name, **score(mean, data, speaker_folds(data.speakers, 5), labels, runs[0]["call_names"])}
 
 
 def score(o: dict, data, folds, labels: list[str], call_names: np.ndarray) -> dict:
