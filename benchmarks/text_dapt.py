@@ -22,6 +22,11 @@ adapter lr), temperature 0.05 (SimCSE's), seed 0.
 ``--objective mlm`` (run second, the same day, after the contrastive run gave its objective
 nothing to learn): the masked-language-model DAPT of Gururangan et al. with a new MLM head
 (``text_adapter.masked_lm_adapt``), two epochs, batch 32, lr 5e-4, seed 0; the same rule.
+
+``--objective fpb`` (the intermediate-task run of the same day, STILTs, Phang et al. 2018; its
+recipe was rebuilt here afterwards): no unlabelled text; the FOMC recipe (LoRA top 2, r 8, 8
+epochs) is trained on all of Financial PhraseBank 50% with FPB's three labels, and the FOMC
+models start from its adapter (``fpb/encoders/text``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FOMC = ROOT / ".." / "shared" / "data" / "fomc_hawkish_dovish"
+FPB = ROOT / ".." / "shared" / "data" / "financial_phrasebank"
 NGRAM = 6
 
 
@@ -60,42 +66,66 @@ def unlabelled_sentences(root: Path = FOMC, min_words: int = 5) -> tuple[list[st
                   "labelled_distinct": int(labelled["sentence"].nunique())}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, help="folder for the adapter and a FOMC config that starts from it")
-    ap.add_argument("--objective", choices=("contrastive", "mlm"), default="contrastive")
-    ap.add_argument("--epochs", type=int, default=0, help="default: 1 (contrastive), 2 (mlm)")
-    args = ap.parse_args()
+def self_supervised(objective: str, epochs: int, adapter: Path, t0: float) -> None:
+    """Train the adapter on the unlabelled press-conference sentences and save it to ``adapter``."""
     import numpy as np
-    import torch
 
     from ser_models.encoders import EncoderConfig, build_encoder
     from ser_models.text_adapter import contrastive_adapt, masked_lm_adapt
 
-    torch.set_num_threads(1)
-    t0 = time.time()
     texts, counts = unlabelled_sentences()
     print(f"{counts['kept']} of {counts['distinct']} distinct press-conference sentences kept "
           f"({counts['raw']} in all; left out: fewer than 5 words or a 6-word sequence of one of "
           f"{counts['labelled_distinct']} labelled sentences)")
     enc = build_encoder(EncoderConfig(kind="minilm_lora", name="top=2,r=8,alpha=16", layers="all", finetune=True,
                                       batch_size=32))
-    if args.objective == "contrastive":
-        losses = contrastive_adapt(enc, texts, epochs=args.epochs or 1, progress=True)
+    if objective == "contrastive":
+        losses = contrastive_adapt(enc, texts, epochs=epochs or 1, progress=True)
         what = f"InfoNCE loss (chance: ln 64 = {np.log(64):.3f})"
     else:
-        losses = masked_lm_adapt(enc, texts, epochs=args.epochs or 2, progress=True)
+        losses = masked_lm_adapt(enc, texts, epochs=epochs or 2, progress=True)
         what = "masked-token cross-entropy (a fresh head: ln 30522 = 10.3 at the start)"
     k = max(1, len(losses) // 10)
     print(f"{len(losses)} steps in {time.time() - t0:.0f} s; {what}, mean over the first / last tenth of the "
           f"steps: {np.mean(losses[:k]):.2e} / {np.mean(losses[-k:]):.2e}")
+    enc.save(adapter)
+
+
+def intermediate_task(out: Path) -> Path:
+    """The FOMC recipe trained on all of FPB 50% (its three labels); returns its adapter folder."""
+    from dataclasses import replace
+
+    from ser_models.text_heads import load_recipe, train_checkpoint
+
+    r = load_recipe(ROOT / "ser_models" / "configs" / "text_fomc.toml")
+    r = replace(r, task="phrasebank", corpus=str(FPB.resolve()), agreement="50",
+                exp=replace(r.exp, name="text_fomc_stilts_fpb",
+                            model=replace(r.exp.model, labels=["negative", "neutral", "positive"])))
+    train_checkpoint(r, out / "fpb", progress=True)
+    return out / "fpb" / "encoders" / "text"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="folder for the adapter and a FOMC config that starts from it")
+    ap.add_argument("--objective", choices=("contrastive", "mlm", "fpb"), default="contrastive")
+    ap.add_argument("--epochs", type=int, default=0, help="default: 1 (contrastive), 2 (mlm)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.time()
     out = Path(args.out)
-    enc.save(out / "adapter")
+    if args.objective == "fpb":
+        adapter = intermediate_task(out)
+    else:
+        adapter = out / "adapter"
+        self_supervised(args.objective, args.epochs, adapter, t0)
     cfg = (ROOT / "ser_models" / "configs" / "text_fomc.toml").read_text()
-    cfg = re.sub(r'(?m)^name = "top=2,r=8,alpha=16".*$', f'name = "{(out / "adapter").resolve()}"', cfg)
+    cfg = re.sub(r'(?m)^name = "top=2,r=8,alpha=16".*$', f'name = "{adapter.resolve()}"', cfg)
     cfg = cfg.replace('name = "text_fomc"', f'name = "text_fomc_dapt_{args.objective}"')
     (out / "text_fomc_dapt.toml").write_text(cfg)
-    print(f"wrote {out / 'adapter'} and {out / 'text_fomc_dapt.toml'}")
+    print(f"wrote {adapter} and {out / 'text_fomc_dapt.toml'} ({time.time() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
