@@ -274,7 +274,7 @@ def clustering_variant(name: str):
     saved = D.constrained_ahc, D.cluster_tracks, D.reconstruct
     if name == "nme_sc":
         D.constrained_ahc = nme_sc
-    elif name.startswith("reassign"):
+    elif name.startswith("reassign") and name[len("reassign"):].isdigit():
         passes, current = int(name[len("reassign"):]), {}
 
         def cluster_tracks(audio, seg, tr, *a, **k):
@@ -295,21 +295,32 @@ def clustering_variant(name: str):
         D.constrained_ahc, D.cluster_tracks, D.reconstruct = saved
 
 
-def pyannote_sample_der(models, cfg) -> float:
-    """DER of the diarizer (as the module stands) on pyannote.audio's sample, against its RTTM."""
+def prepare_sample(models, profile) -> dict:
+    """pyannote.audio's sample, its RTTM and the expensive part of the diarizer (VAD,
+    segmentation, track embeddings), computed once: each clustering is then scored by
+    ``sample_der`` on the same tracks, as the calls are by ``score``."""
     import pyannote.audio
 
-    import pipelines.speech.diarization as D
     from pipelines.speech.audio import decode_audio
-    from pipelines.speech.evaluation import diarization_error, read_rttm
+    from pipelines.speech.diarization import prepare_tracks
+    from pipelines.speech.evaluation import read_rttm
     from pipelines.speech.segmentation import run_segmentation
     from pipelines.speech.vad import detect_speech
 
     folder = Path(pyannote.audio.__file__).parent / "sample"
     audio = decode_audio(folder / "sample.wav")
-    d = D.diarize(audio, run_segmentation(audio, models.segmentation), models.encoder, None, cfg,
-                  detect_speech(audio, models.vad))
-    return diarization_error(next(iter(read_rttm(folder / "sample.rttm").values())), d.turns).der
+    seg = run_segmentation(audio, models.segmentation)
+    return {"audio": audio, "seg": seg, "tracks": prepare_tracks(audio, seg, models.encoder, profile.diarization),
+            "speech": detect_speech(audio, models.vad), "ref": next(iter(read_rttm(folder / "sample.rttm").values()))}
+
+
+def sample_der(sample: dict, cfg) -> float:
+    """DER of the clustering (as the diarizer module stands) on the prepared pyannote sample."""
+    import pipelines.speech.diarization as D
+    from pipelines.speech.evaluation import diarization_error
+
+    d = D.cluster_tracks(sample["audio"], sample["seg"], sample["tracks"], None, cfg, sample["speech"])
+    return diarization_error(sample["ref"], d.turns).der
 
 
 def main() -> None:
@@ -325,6 +336,8 @@ def main() -> None:
                     "pause bridges in s (comma-separated; the reported one uses 0.3)")
     args = ap.parse_args()
     bridges = tuple(float(b) for b in args.bridges.split(",") if b)
+    with clustering_variant(args.variant):   # an unknown name stops here, before minutes of preparation
+        pass
     profile = get_profile("embedded")
     models = load_models(profile)
     base = profile.diarization
@@ -348,6 +361,7 @@ def main() -> None:
               f"centroid_merge {chosen.centroid_merge} "
               f"(DER {100 * best['der']:.1f}%, within 1 on {best['within1']:.0%})")
     held = prepare("heldout", range(args.heldout), models, profile)
+    pyannote_sample = prepare_sample(models, profile)
     for name, cfg, variant in (("default", base, "shipped"), ("chosen", chosen, args.variant)):
         with clustering_variant(variant):
             if calib and args.config:
@@ -355,7 +369,7 @@ def main() -> None:
                 print(f"calibration ({len(calib)} calls), {name}, clustering {variant}: mean DER {100 * r['der']:.1f}% "
                       f"(speech reference {100 * r['der_speech_ref']:.1f}%), count within 1 on {r['within1']:.0%}")
             r = score(held, cfg, bridges)
-            sample = pyannote_sample_der(models, cfg)
+            sample = sample_der(pyannote_sample, cfg)
         for b, der in r["der_by_bridge"].items():
             print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
         print(f"held-out ({len(held)} calls), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "
