@@ -67,9 +67,9 @@ def measure(path: str, labels, pseudo: float) -> dict:
     from ser_models.experiment import tone_by_class
     from ser_models.features import negative_mask, tone
     from ser_models.metrics import EvalResult
-    from ser_validity import call_figures
+    from ser_validity import call_figures, load_probs
 
-    d = np.load(path, allow_pickle=True)
+    d = load_probs(path)
     y, speakers = d["y"], d["speakers"]
     T = fit_temperature(d["m0_oof"], y).temperature
     oof = apply_temperature(d["m0_oof"], T)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -225,7 +226,7 @@ def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
     from ser_models.corpus import speaker_folds
     from ser_models.metrics import EvalResult
 
-    a, b = np.load(path_a, allow_pickle=True), np.load(path_b, allow_pickle=True)
+    a, b = load_probs(path_a), load_probs(path_b)
     if not np.array_equal(a["y"], b["y"]):
         raise SystemExit(f"{path_a} and {path_b} are not runs on the same clips")
     data = SimpleNamespace(y=a["y"], speakers=a["speakers"])
@@ -249,6 +250,20 @@ def fuse(path_a: str, path_b: str, labels: list[str], grid: int = 11) -> dict:
     return {"variant": name, "fusion_weights": chosen, **score(o, data, folds, labels, a["call_names"])}
 
 
+def load_probs(path: str):
+    """A ``--save-probs`` file, or a one-line stop naming the file and what is wrong with it."""
+    try:
+        d = np.load(path, allow_pickle=True)
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file (write it with --save-probs)") from None
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        raise SystemExit(f"{path}: not a .npz file ({e})") from None
+    missing = [k for k in ("y", "speakers", "call_names", "m0_oof") if k not in getattr(d, "files", ())]
+    if missing:
+        raise SystemExit(f"{path}: not a --save-probs file (missing {', '.join(missing)})")
+    return d
+
+
 def ensemble(paths: list[str], labels: list[str]) -> dict:
     """The ensemble of several saved runs (their first members): per fold, the mean of their
     probabilities (as ``--members``), calibrated with one temperature, scored as any variant."""
@@ -256,7 +271,7 @@ def ensemble(paths: list[str], labels: list[str]) -> dict:
 
     from ser_models.corpus import speaker_folds
 
-    runs = [np.load(p, allow_pickle=True) for p in paths]
+    runs = [load_probs(p) for p in paths]
     if any(not np.array_equal(r["y"], runs[0]["y"]) for r in runs):
         raise SystemExit(f"{', '.join(paths)}: not all runs are on the same clips")
     data = SimpleNamespace(y=runs[0]["y"], speakers=runs[0]["speakers"])
