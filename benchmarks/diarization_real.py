@@ -24,6 +24,9 @@ The calls are split so that nothing is calibrated on the calls it is scored on:
     .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --bridges 0,0.1,0.2,0.3   # pause rule
     .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --config min_duration_off=0.2  # gap fill
     .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --variant reassign2 --config threshold=0.6
+    .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --given-count --config count_rule=cut
+``--given-count`` gives the diarizer each call's true number of speakers, as a manifest's
+``speakers_hint`` does; ``count_rule`` (``DiarizationConfig``) says how it is used.
 
 ``--variant`` replaces step 4 of the diarizer (clustering) for the run by an alternative that
 was measured and not adopted (benchmarks/README.md): ``reassignN`` (N passes assigning every
@@ -177,13 +180,13 @@ def prepare(split: str, seeds: range, models, profile) -> list[dict]:
     return out
 
 
-def score(calls: list[dict], cfg, bridges: tuple[float, ...] = ()) -> dict:
+def score(calls: list[dict], cfg, bridges: tuple[float, ...] = (), given_count: bool = False) -> dict:
     from pipelines.speech.diarization import cluster_tracks
     from pipelines.speech.evaluation import diarization_error
 
     ders, parts, speech_ders, speech_parts, within, counts, by_bridge = [], [], [], [], [], [], {}
     for c in calls:
-        d = cluster_tracks(c["audio"], c["seg"], c["tracks"], None, cfg, c["speech"])
+        d = cluster_tracks(c["audio"], c["seg"], c["tracks"], c["n_ref"] if given_count else None, cfg, c["speech"])
         r = diarization_error(c["ref"], d.turns)
         ders.append(r.der)
         parts.append((r.missed, r.false_alarm, r.confusion))
@@ -314,13 +317,21 @@ def prepare_sample(models, profile) -> dict:
             "speech": detect_speech(audio, models.vad), "ref": next(iter(read_rttm(folder / "sample.rttm").values()))}
 
 
-def sample_der(sample: dict, cfg) -> float:
+def sample_der(sample: dict, cfg, given_count: bool = False) -> float:
     """DER of the clustering (as the diarizer module stands) on the prepared pyannote sample."""
     import pipelines.speech.diarization as D
     from pipelines.speech.evaluation import diarization_error
 
-    d = D.cluster_tracks(sample["audio"], sample["seg"], sample["tracks"], None, cfg, sample["speech"])
+    n = len({t.speaker for t in sample["ref"]}) if given_count else None
+    d = D.cluster_tracks(sample["audio"], sample["seg"], sample["tracks"], n, cfg, sample["speech"])
     return diarization_error(sample["ref"], d.turns).der
+
+
+def _value(v: str) -> float | str:
+    try:
+        return float(v)
+    except ValueError:
+        return v
 
 
 def main() -> None:
@@ -332,6 +343,8 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=16)
     ap.add_argument("--config", default="", help="score this setting instead of sweeping (k=v,k=v)")
     ap.add_argument("--variant", default="shipped", help="clustering: shipped, nme_sc or reassignN (see above)")
+    ap.add_argument("--given-count", action="store_true", help="give the diarizer each call's true number of "
+                    "speakers (as a manifest's speakers_hint does): scores DiarizationConfig.count_rule")
     ap.add_argument("--bridges", default="", help="also score against the speech reference built with these "
                     "pause bridges in s (comma-separated; the reported one uses 0.3)")
     args = ap.parse_args()
@@ -344,7 +357,7 @@ def main() -> None:
     chosen = base
     calib = prepare("calibration", range(args.calls), models, profile) if args.calls else []
     if args.config:
-        chosen = replace(base, **{k: float(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
+        chosen = replace(base, **{k: _value(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
     elif calib:
         grid = [replace(base, threshold=t, min_cluster_s=m, centroid_merge=c)
                 for t, m, c in itertools.product((0.4, 0.5, 0.6, 0.7), (2.0, 3.0, 5.0), (0.0, 0.3, 0.35, 0.4, 0.45, 0.5))]
@@ -365,11 +378,11 @@ def main() -> None:
     for name, cfg, variant in (("default", base, "shipped"), ("chosen", chosen, args.variant)):
         with clustering_variant(variant):
             if calib and args.config:
-                r = score(calib, cfg)
+                r = score(calib, cfg, given_count=args.given_count)
                 print(f"calibration ({len(calib)} calls), {name}, clustering {variant}: mean DER {100 * r['der']:.1f}% "
                       f"(speech reference {100 * r['der_speech_ref']:.1f}%), count within 1 on {r['within1']:.0%}")
-            r = score(held, cfg, bridges)
-            sample = sample_der(pyannote_sample, cfg)
+            r = score(held, cfg, bridges, args.given_count)
+            sample = sample_der(pyannote_sample, cfg, args.given_count)
         for b, der in r["der_by_bridge"].items():
             print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
         print(f"held-out ({len(held)} calls), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "

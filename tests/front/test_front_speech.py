@@ -3,13 +3,15 @@ that other people wrote (pyannote's sample) and that the demo generator wrote.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from front_paths import DEMO
 from shared_data import needs_shared
 from pipelines.speech.audio import decode_audio
-from pipelines.speech.diarization import constrained_ahc, merge_close_centroids
+from pipelines.speech.diarization import DiarizationConfig, constrained_ahc, merge_close_centroids, speaker_labels
 from pipelines.speech.evaluation import diarization_error, read_rttm, read_stm, word_error
 from pipelines.speech.segmentation import LocalSegmentation
 from pipelines.speech.frontend import diarize_audio, transcribe_audio, voice_activity
@@ -50,13 +52,17 @@ def test_constrained_ahc_respects_cannot_link_and_threshold():
     assert len(set(constrained_ahc(big, np.ones(12), one_pair, threshold=0.3))) == 1
 
 
+def unit_tracks(rng, center: np.ndarray, n: int, spread: float) -> np.ndarray:
+    """(n, D) unit track embeddings scattered around ``center``."""
+    e = center + spread * rng.normal(size=(n, len(center)))
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
 def test_centroid_merge_joins_one_voice_in_two_registers_and_keeps_other_voices():
     rng = np.random.default_rng(3)
     d = 64
     voice_a, voice_b, mood = (v / np.linalg.norm(v) for v in rng.normal(size=(3, d)))
-    def tracks(center, n):
-        e = center + 0.05 * rng.normal(size=(n, d))
-        return e / np.linalg.norm(e, axis=1, keepdims=True)
+    tracks = lambda center, n: unit_tracks(rng, center, n, 0.05)  # noqa: E731
     calm, animated = tracks(voice_a + 0.7 * mood, 5), tracks(voice_a - 0.7 * mood, 5)  # one voice, two registers
     other = tracks(voice_b, 4)
     E = np.concatenate([calm, animated, other])
@@ -80,6 +86,38 @@ def test_centroid_merge_joins_one_voice_in_two_registers_and_keeps_other_voices(
     # the other voice is far from both: even a loose distance leaves it alone until it is the closest pair
     far = 1 - centroid(a_rows) @ centroid(b_rows)
     assert len(set(merge_close_centroids(E, w, labels, distance=far - 0.01))) == 2
+
+
+def test_given_count_keeps_the_largest_clusters_or_cuts_the_linkage():
+    """``speaker_labels`` with k given.  Two voices with much speech and one short, far-off track
+    (a cough, a line click): stopping the average linkage at k = 2 ("cut") merges the two voices
+    and leaves the outlier a speaker; "largest" clusters as without a count and keeps the two
+    clusters with the most speech, dissolving the outlier (-1: it goes to the nearest centroid)."""
+    rng = np.random.default_rng(7)
+    d = 32
+    a, b, noise = (v / np.linalg.norm(v) for v in rng.normal(size=(3, d)))
+    voice_a, voice_b = unit_tracks(rng, a + 0.3 * b, 8, 0.1), unit_tracks(rng, b + 0.3 * a, 6, 0.1)   # two voices, cosine distance ~0.45
+    E = np.concatenate([voice_a, voice_b, noise[None]])
+    secs = np.r_[np.full(8, 4.0), np.full(6, 3.0), 1.0]
+    cannot = np.zeros((15, 15), bool)
+    cfg = DiarizationConfig(threshold=0.3, centroid_merge=0.0, min_cluster_s=3.0)
+    # without a count: the two voices, the outlier dissolved for having under 3 s of speech
+    free = speaker_labels(E, secs, cannot, None, cfg)
+    assert len(set(free[:8])) == 1 and len(set(free[8:14])) == 1 and free[0] != free[8] and free[14] == -1
+    cut = speaker_labels(E, secs, cannot, 2, DiarizationConfig(threshold=0.3, centroid_merge=0.0, count_rule="cut"))
+    assert len(set(cut[:14])) == 1 and cut[14] != cut[0]               # the voices merged, the outlier kept
+    largest = speaker_labels(E, secs, cannot, 2, replace(cfg, count_rule="largest", min_cluster_s=0.0))
+    assert (largest == free).all()
+    # speech decides which clusters are kept: an outlier with more speech (20 s) than voice B (18 s) stays
+    secs2 = secs.copy()
+    secs2[14] = 20.0
+    kept = speaker_labels(E, secs2, cannot, 2, replace(cfg, count_rule="largest", min_cluster_s=0.0))
+    assert kept[14] >= 0 and (kept[8:14] == -1).all() and len(set(kept[:8])) == 1
+    # fewer clusters than k: falls back to cutting the linkage at k (exactly k speakers)
+    three = speaker_labels(E, secs, cannot, 3, replace(cfg, count_rule="largest", threshold=2.0))
+    assert (three == constrained_ahc(E, secs, cannot, 2.0, 3, cfg.cannot_penalty)).all() and len(set(three)) == 3
+    with pytest.raises(ValueError, match="count_rule must be 'cut' or 'largest', not 'biggest'"):
+        DiarizationConfig(count_rule="biggest")
 
 
 def test_benchmark_clustering_variants_recover_clear_speakers_and_are_undone():
