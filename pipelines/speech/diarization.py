@@ -368,25 +368,23 @@ def speaker_labels(E: np.ndarray, secs: np.ndarray, cannot: np.ndarray, num_spea
     and keeps the k clusters with the most speech (dissolving the rest), falling back to ``"cut"``
     when that finds fewer than k.
     """
-    if num_speakers is None or cfg.count_rule == "largest":
-        labels = constrained_ahc(E, secs, cannot, cfg.threshold, None, cfg.cannot_penalty)
-        if cfg.centroid_merge > 0:
-            labels = merge_close_centroids(E, np.maximum(secs, 1e-3), labels, cfg.centroid_merge)
-        size = np.bincount(labels, weights=secs)
-        if num_speakers is None:
-            keep = size >= cfg.min_cluster_s   # like pyannote's min_cluster_size: too little speech is not a speaker
-        elif len(size) >= num_speakers:
-            keep = np.zeros(len(size), bool)
-            keep[np.argsort(-size, kind="stable")[:num_speakers]] = True
-        else:
-            keep = None
-        if keep is not None:
-            if keep.any() and not keep.all():
-                remap = np.full(len(size), -1)
-                remap[keep] = np.arange(keep.sum())
-                labels = remap[labels]
-            return labels
-    return constrained_ahc(E, secs, cannot, cfg.threshold, num_speakers, cfg.cannot_penalty)
+    if num_speakers is not None and cfg.count_rule == "cut":
+        return constrained_ahc(E, secs, cannot, cfg.threshold, num_speakers, cfg.cannot_penalty)
+    labels = constrained_ahc(E, secs, cannot, cfg.threshold, None, cfg.cannot_penalty)
+    if cfg.centroid_merge > 0:
+        labels = merge_close_centroids(E, np.maximum(secs, 1e-3), labels, cfg.centroid_merge)
+    size = np.bincount(labels, weights=secs)
+    if num_speakers is None:
+        keep = size >= cfg.min_cluster_s   # like pyannote's min_cluster_size: too little speech is not a speaker
+    elif len(size) < num_speakers:         # fewer voices found than given: cut the linkage at k instead
+        return constrained_ahc(E, secs, cannot, cfg.threshold, num_speakers, cfg.cannot_penalty)
+    else:
+        keep = np.isin(np.arange(len(size)), np.argsort(-size, kind="stable")[:num_speakers])
+    if keep.any() and not keep.all():
+        remap = np.full(len(size), -1)
+        remap[keep] = np.arange(keep.sum())
+        labels = remap[labels]
+    return labels
 
 
 def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speakers: int | None = None,
