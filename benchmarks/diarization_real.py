@@ -27,6 +27,8 @@ The calls are split so that nothing is calibrated on the calls it is scored on:
     .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --given-count --config count_rule=cut
 ``--given-count`` gives the diarizer each call's true number of speakers, as a manifest's
 ``speakers_hint`` does; ``count_rule`` (``DiarizationConfig``) says how it is used.
+``--first N`` starts the held-out calls at seed N: fresh draws of the same split (the reported
+calls are 0-15); every held-out DER is printed with a 95% interval from resampling the calls.
 
 ``--variant`` replaces step 4 of the diarizer (clustering) for the run by an alternative that
 was measured and not adopted (benchmarks/README.md): ``reassignN`` (N passes assigning every
@@ -200,7 +202,9 @@ def score(calls: list[dict], cfg, bridges: tuple[float, ...] = (), given_count: 
         within.append(abs(len(d.speakers) - c["n_ref"]) <= 1)
     miss, fa, conf = np.mean(parts, axis=0)
     s_miss, s_fa, s_conf = np.mean(speech_parts, axis=0)
+    boot = np.random.default_rng(0).choice(ders, (2000, len(ders))).mean(axis=1)   # calls resampled
     return {"der": float(np.mean(ders)), "der_pooled_max": float(np.max(ders)), "within1": float(np.mean(within)),
+            "der_ci95": tuple(float(v) for v in np.percentile(boot, [2.5, 97.5])),
             "miss": float(miss), "false_alarm": float(fa), "confusion": float(conf),
             "der_speech_ref": float(np.mean(speech_ders)), "counts": counts,
             "speech_ref_parts": (float(s_miss), float(s_fa), float(s_conf)),
@@ -341,6 +345,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=8, help="calibration calls (0: no sweep)")
     ap.add_argument("--heldout", type=int, default=16)
+    ap.add_argument("--first", type=int, default=0, help="first held-out call (seed); the reported calls are 0-15, "
+                    "later ones are fresh draws of the same split, to check a figure on calls no run has seen")
     ap.add_argument("--config", default="", help="score this setting instead of sweeping (k=v,k=v)")
     ap.add_argument("--variant", default="shipped", help="clustering: shipped, nme_sc or reassignN (see above)")
     ap.add_argument("--given-count", action="store_true", help="give the diarizer each call's true number of "
@@ -373,20 +379,24 @@ def main() -> None:
         print(f"chosen on the calibration calls: threshold {chosen.threshold}, min_cluster_s {chosen.min_cluster_s}, "
               f"centroid_merge {chosen.centroid_merge} "
               f"(DER {100 * best['der']:.1f}%, within 1 on {best['within1']:.0%})")
-    held = prepare("heldout", range(args.heldout), models, profile)
+    held = prepare("heldout", range(args.first, args.first + args.heldout), models, profile)
     pyannote_sample = prepare_sample(models, profile)
-    for name, cfg, variant in (("default", base, "shipped"), ("chosen", chosen, args.variant)):
+    rows = [("default", base, "shipped", args.given_count), ("chosen", chosen, args.variant, args.given_count)]
+    if args.given_count:
+        rows.insert(0, ("default_no_count", base, "shipped", False))
+    for name, cfg, variant, given in rows:
         with clustering_variant(variant):
             if calib and args.config:
-                r = score(calib, cfg, given_count=args.given_count)
+                r = score(calib, cfg, given_count=given)
                 print(f"calibration ({len(calib)} calls), {name}, clustering {variant}: mean DER {100 * r['der']:.1f}% "
                       f"(speech reference {100 * r['der_speech_ref']:.1f}%), count within 1 on {r['within1']:.0%}")
-            r = score(held, cfg, bridges, args.given_count)
-            sample = sample_der(pyannote_sample, cfg, args.given_count)
+            r = score(held, cfg, bridges, given)
+            sample = sample_der(pyannote_sample, cfg, given)
         for b, der in r["der_by_bridge"].items():
             print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
-        print(f"held-out ({len(held)} calls), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "
-              f"{cfg.min_cluster_s}, centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (worst "
+        print(f"held-out ({len(held)} calls from {args.first}), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "
+              f"{cfg.min_cluster_s}, centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (95% interval over "
+              f"calls {100 * r['der_ci95'][0]:.1f}-{100 * r['der_ci95'][1]:.1f}%, worst "
               f"{100 * r['der_pooled_max']:.1f}%; missed {100 * r['miss']:.1f}, false alarm {100 * r['false_alarm']:.1f}, "
               f"confusion {100 * r['confusion']:.1f}), speech reference {100 * r['der_speech_ref']:.1f}% (missed {100 * r['speech_ref_parts'][0]:.1f}, false alarm "
               f"{100 * r['speech_ref_parts'][1]:.1f}, confusion {100 * r['speech_ref_parts'][2]:.1f}), count within 1 on "
