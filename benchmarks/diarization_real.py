@@ -358,13 +358,16 @@ def main() -> None:
     with clustering_variant(args.variant):   # an unknown name stops here, before minutes of preparation
         pass
     profile = get_profile("embedded")
-    models = load_models(profile)
     base = profile.diarization
     chosen = base
+    if args.config:      # checked before minutes of preparation
+        try:
+            chosen = replace(base, **{k: _value(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
+        except (TypeError, ValueError) as e:     # an unknown field, a k=v without '=', a bad count_rule
+            raise SystemExit(f"--config {args.config!r}: {e}") from None
+    models = load_models(profile)
     calib = prepare("calibration", range(args.calls), models, profile) if args.calls else []
-    if args.config:
-        chosen = replace(base, **{k: _value(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
-    elif calib:
+    if calib and not args.config:
         grid = [replace(base, threshold=t, min_cluster_s=m, centroid_merge=c)
                 for t, m, c in itertools.product((0.4, 0.5, 0.6, 0.7), (2.0, 3.0, 5.0), (0.0, 0.3, 0.35, 0.4, 0.45, 0.5))]
         # min_cluster_s stays at most 5 s: on the pyannote sample and the demo calls a speaker with
@@ -395,7 +398,8 @@ def main() -> None:
         for b, der in r["der_by_bridge"].items():
             print(f"held-out, {name}: speech reference with pauses under {b:.2f} s bridged: DER {100 * der:.1f}%")
         print(f"held-out ({len(held)} calls from {args.first}), {name}, clustering {variant} (threshold {cfg.threshold}, min_cluster_s "
-              f"{cfg.min_cluster_s}, centroid_merge {cfg.centroid_merge}): mean DER {100 * r['der']:.1f}% (95% interval over "
+              f"{cfg.min_cluster_s}, centroid_merge {cfg.centroid_merge}{f', count given, rule {cfg.count_rule}' if given else ''}): "
+              f"mean DER {100 * r['der']:.1f}% (95% interval over "
               f"calls {100 * r['der_ci95'][0]:.1f}-{100 * r['der_ci95'][1]:.1f}%, worst "
               f"{100 * r['der_pooled_max']:.1f}%; missed {100 * r['miss']:.1f}, false alarm {100 * r['false_alarm']:.1f}, "
               f"confusion {100 * r['confusion']:.1f}), speech reference {100 * r['der_speech_ref']:.1f}% (missed {100 * r['speech_ref_parts'][0]:.1f}, false alarm "

@@ -19,7 +19,7 @@ ASR, diarization, then ``call_speech`` with the transcript) and is scored:
 Nothing here is calibrated: the transcript path runs with its defaults.
 
     .venv/bin/python benchmarks/transcript_real.py --calls 16 [--cache /tmp/transcript_real] [--split calibration]
-        [--config change_weight=5]
+        [--config change_weight=5] [--first 16]
 (``--cache``: keep each call's ASR words and diarization there, so that a change to the
 transcript path is scored again in seconds.)
 Ends with name=value lines.
@@ -94,6 +94,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=16, help="held-out calls (seeds 0 ..)")
+    ap.add_argument("--first", type=int, default=0, help="first call (seed): the reported calls are 0-15, later "
+                    "ones are fresh draws of the same split")
     ap.add_argument("--cache", default="", help="a folder for each call's ASR words and diarization")
     ap.add_argument("--split", default="heldout", choices=("heldout", "calibration"),
                     help="the calls of diarization_real.py's split (heldout: the reported figures)")
@@ -106,7 +108,7 @@ def main() -> None:
     cache: dict = {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.calls):
+        for seed in range(args.first, args.first + args.calls):
             t0 = time.perf_counter()
             x, ref, clips = build_call(args.split, seed, cache)
             if any(c not in texts for c in clips):     # the Amazon clips have no aligned text
