@@ -25,6 +25,7 @@ The calls are split so that nothing is calibrated on the calls it is scored on:
     .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --config min_duration_off=0.2  # gap fill
     .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --variant reassign2 --config threshold=0.6
     .venv/bin/python benchmarks/diarization_real.py --calls 8 --heldout 16 --given-count --config count_rule=cut
+    .venv/bin/python benchmarks/diarization_real.py --calls 0 --heldout 16 --tracks        # where the confusion is
 ``--given-count`` gives the diarizer each call's true number of speakers, as a manifest's
 ``speakers_hint`` does; ``count_rule`` (``DiarizationConfig``) says how it is used.
 ``--first N`` starts the held-out calls at seed N: fresh draws of the same split (the reported
@@ -331,6 +332,36 @@ def sample_der(sample: dict, cfg, given_count: bool = False) -> float:
     return diarization_error(sample["ref"], d.turns).der
 
 
+def track_errors(c: dict, cfg) -> dict[str, float]:
+    """Where a call's confusion comes from, in seconds of track speech (activity on the global
+    frame grid): each track's speaker is the reference speaker of most of its speech, each
+    cluster's the reference speaker of most of its tracks' speech; a track is ``right`` when the
+    two agree. Keys: reliable_right / reliable_wrong (tracks that were clustered), short_right /
+    short_wrong (tracks under ``min_embed_s``, given to the nearest centroid), impure (speech
+    inside a track that is not its own speaker's)."""
+    import pipelines.speech.diarization as D
+
+    seg, tr = c["seg"], c["tracks"]
+    track, active = D.stitch_tracks(seg, cfg)
+    spans = D.track_activity(seg, track, active, tr.n)
+    labels, centroids = D.track_labels(tr, None, cfg)
+    names = sorted({r.speaker for r in c["ref"]})
+    owner = np.zeros((tr.n, len(names)))               # (tracks, reference speakers): seconds
+    for i, (g0, m) in enumerate(spans):
+        t = (g0 + np.flatnonzero(m) + 0.5) * seg.frame_step
+        for r in c["ref"]:
+            owner[i, names.index(r.speaker)] += np.count_nonzero((t >= r.start_s) & (t < r.end_s)) * seg.frame_step
+    cluster_owner = np.zeros((len(centroids), len(names)))
+    np.add.at(cluster_owner, labels, owner)
+    right = cluster_owner.argmax(axis=1)[labels] == owner.argmax(axis=1)
+    reliable = tr.secs >= cfg.min_embed_s
+    total = owner.sum(axis=1)
+    out = {f"{kind}_{ok}": float(total[(reliable if kind == "reliable" else ~reliable) & (right if ok == "right" else ~right)].sum())
+           for kind in ("reliable", "short") for ok in ("right", "wrong")}
+    out["impure"] = float((total - owner.max(axis=1)).sum())
+    return out
+
+
 def _value(v: str) -> float | str:
     try:
         return float(v)
@@ -351,6 +382,8 @@ def main() -> None:
     ap.add_argument("--variant", default="shipped", help="clustering: shipped, nme_sc or reassignN (see above)")
     ap.add_argument("--given-count", action="store_true", help="give the diarizer each call's true number of "
                     "speakers (as a manifest's speakers_hint does): scores DiarizationConfig.count_rule")
+    ap.add_argument("--tracks", action="store_true", help="also say where the held-out confusion comes from, "
+                    "by track (track_errors), for the shipped setting")
     ap.add_argument("--bridges", default="", help="also score against the speech reference built with these "
                     "pause bridges in s (comma-separated; the reported one uses 0.3)")
     args = ap.parse_args()
@@ -384,6 +417,11 @@ def main() -> None:
               f"(DER {100 * best['der']:.1f}%, within 1 on {best['within1']:.0%})")
     held = prepare("heldout", range(args.first, args.first + args.heldout), models, profile)
     pyannote_sample = prepare_sample(models, profile)
+    if args.tracks:
+        parts = [track_errors(c, base) for c in held]
+        sums = {k: sum(p[k] for p in parts) for k in parts[0]}
+        whole = sum(v for k, v in sums.items() if k != "impure")
+        print("held-out track speech, shipped setting: " + ", ".join(f"{k} {100 * v / whole:.1f}%" for k, v in sums.items()))
     rows = [("default", base, "shipped", args.given_count), ("chosen", chosen, args.variant, args.given_count)]
     if args.given_count:
         rows.insert(0, ("default_no_count", base, "shipped", False))

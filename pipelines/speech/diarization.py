@@ -387,11 +387,14 @@ def speaker_labels(E: np.ndarray, secs: np.ndarray, cannot: np.ndarray, num_spea
     return labels
 
 
-def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speakers: int | None = None,
-                   cfg: DiarizationConfig = DiarizationConfig(),
-                   speech: list[tuple[float, float]] | None = None) -> Diarization:
-    """Steps 4-5: cluster the tracks into speakers and rebuild the turns."""
-    E, secs, cannot, track = tr.E, tr.secs, tr.cannot, tr.track
+def track_labels(tr: Tracks, num_speakers: int | None = None,
+                 cfg: DiarizationConfig = DiarizationConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4: the speaker of every track, (n,) in 0..k-1, and the (k, D) unit centroids.
+
+    Tracks with at least ``min_embed_s`` of exclusive speech are clustered (``speaker_labels``);
+    the others, and those of dissolved clusters, go to the nearest centroid of the reliable
+    tracks that no track heard in the same window already holds."""
+    E, secs, cannot = tr.E, tr.secs, tr.cannot
     reliable = secs >= cfg.min_embed_s
     labels = np.full(tr.n, -1, np.int64)
     idx = np.flatnonzero(reliable) if reliable.any() else np.arange(tr.n)
@@ -405,7 +408,16 @@ def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speaker
             if cannot[i, labels == s].any():
                 sims[s] = -np.inf
         labels[i] = int(np.argmax(sims)) if np.isfinite(sims).any() else int(np.argmax(centroids @ E[i]))
-    act = reconstruct(seg, track, labels, n_clusters, cfg, speech)
+    return labels, centroids
+
+
+def cluster_tracks(audio: Audio, seg: LocalSegmentation, tr: Tracks, num_speakers: int | None = None,
+                   cfg: DiarizationConfig = DiarizationConfig(),
+                   speech: list[tuple[float, float]] | None = None) -> Diarization:
+    """Steps 4-5: cluster the tracks into speakers and rebuild the turns."""
+    labels, centroids = track_labels(tr, num_speakers, cfg)
+    n_clusters = len(centroids)
+    act = reconstruct(seg, tr.track, labels, n_clusters, cfg, speech)
     talk = act.sum(axis=0)
     order = np.argsort(-talk)  # SPEAKER_00 talks most
     turns: list[Turn] = []
