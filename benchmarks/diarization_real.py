@@ -276,31 +276,26 @@ def nme_sc(E: np.ndarray, weights: np.ndarray, cannot: np.ndarray, threshold: fl
 
 @contextlib.contextmanager
 def clustering_variant(name: str):
-    """Step 4 of ``pipelines.speech.diarization.cluster_tracks`` replaced for the run."""
+    """Step 4 of the diarizer (``pipelines.speech.diarization.track_labels``) changed for the run."""
     import pipelines.speech.diarization as D
 
-    saved = D.constrained_ahc, D.cluster_tracks, D.reconstruct
+    saved = D.constrained_ahc, D.track_labels
     if name == "nme_sc":
         D.constrained_ahc = nme_sc
     elif name.startswith("reassign") and name[len("reassign"):].isdigit():
-        passes, current = int(name[len("reassign"):]), {}
+        passes = int(name[len("reassign"):])
 
-        def cluster_tracks(audio, seg, tr, *a, **k):
-            current["tracks"] = tr
-            return saved[1](audio, seg, tr, *a, **k)
+        def track_labels(tr, *a, **k):
+            labels, centroids = saved[1](tr, *a, **k)
+            return reassign_tracks(tr.E, tr.secs, tr.cannot, labels.copy(), len(centroids), passes), centroids
 
-        def reconstruct(seg, track, track_cluster, n_clusters, cfg, speech=None):
-            tr = current["tracks"]
-            track_cluster = reassign_tracks(tr.E, tr.secs, tr.cannot, track_cluster.copy(), n_clusters, passes)
-            return saved[2](seg, track, track_cluster, n_clusters, cfg, speech)
-
-        D.cluster_tracks, D.reconstruct = cluster_tracks, reconstruct
+        D.track_labels = track_labels
     elif name != "shipped":
         raise SystemExit(f"unknown --variant {name!r}: shipped, nme_sc or reassignN")
     try:
         yield
     finally:
-        D.constrained_ahc, D.cluster_tracks, D.reconstruct = saved
+        D.constrained_ahc, D.track_labels = saved
 
 
 def prepare_sample(models, profile) -> dict:

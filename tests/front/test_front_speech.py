@@ -154,12 +154,12 @@ def test_benchmark_clustering_variants_recover_clear_speakers_and_are_undone():
     fixed = reassign_tracks(E, secs, cannot, wrong, 3, passes=1)
     assert fixed[0] != 0 and (fixed[1:] == truth[1:]).all()
 
-    saved = D.constrained_ahc, D.cluster_tracks, D.reconstruct
+    saved = D.constrained_ahc, D.track_labels, D.cluster_tracks, D.reconstruct
     with clustering_variant("nme_sc"):
         assert D.constrained_ahc is nme_sc
     with clustering_variant("reassign2"):
-        assert D.reconstruct is not saved[2]
-    assert (D.constrained_ahc, D.cluster_tracks, D.reconstruct) == saved
+        assert D.track_labels is not saved[1]
+    assert (D.constrained_ahc, D.track_labels, D.cluster_tracks, D.reconstruct) == saved
     with pytest.raises(SystemExit, match="unknown --variant"):
         with clustering_variant("spectral"):
             pass
